@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+
+	"github.com/furrow-io/furrow/internal/jsonx"
 )
 
 // SelfDescribing is a parsed self-describing JSON: {"schema": ..., "data": ...}.
@@ -25,23 +27,40 @@ func (e *NotIgluError) Error() string { return e.Msg }
 // ParseSelfDescribing reads {"schema":"iglu:...","data":...}. Other keys
 // are not allowed, as in Iglu's own parser.
 func ParseSelfDescribing(raw []byte) (SelfDescribing, error) {
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &env); err != nil {
+	i := jsonx.SkipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
 		return SelfDescribing{}, &NotIgluError{Msg: "not a self-describing JSON: not a JSON object"}
 	}
-	schemaRaw, ok := env["schema"]
-	if !ok {
+	var schemaRaw, data []byte
+	members := 0
+	end, err := jsonx.Object(raw, i, func(k, v []byte) bool {
+		members++
+		key := string(k[1 : len(k)-1])
+		if bytes.IndexByte(k, '\\') >= 0 {
+			key, _ = jsonx.String(k)
+		}
+		switch key {
+		case "schema":
+			schemaRaw = v
+		case "data":
+			data = v
+		}
+		return true
+	})
+	if err != nil || jsonx.SkipSpace(raw, end) != len(raw) {
+		return SelfDescribing{}, &NotIgluError{Msg: "not a self-describing JSON: not a JSON object"}
+	}
+	if schemaRaw == nil {
 		return SelfDescribing{}, &NotIgluError{Msg: "not a self-describing JSON: no schema field"}
 	}
-	data, ok := env["data"]
-	if !ok {
+	if data == nil {
 		return SelfDescribing{}, &NotIgluError{Msg: "not a self-describing JSON: no data field"}
 	}
-	if len(env) != 2 {
+	if members != 2 {
 		return SelfDescribing{}, &NotIgluError{Msg: "not a self-describing JSON: unexpected fields besides schema and data"}
 	}
-	var uri string
-	if err := json.Unmarshal(schemaRaw, &uri); err != nil {
+	uri, ok := jsonx.String(schemaRaw)
+	if !ok {
 		return SelfDescribing{}, &NotIgluError{Msg: "not a self-describing JSON: schema is not a string"}
 	}
 	key, err := ParseSchemaKey(uri)
@@ -90,18 +109,7 @@ func needsCompact(raw []byte) bool {
 
 // Decode parses JSON into the generic form the validator expects
 // (numbers as json.Number).
-func Decode(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("invalid character after top-level value")
-	}
-	return v, nil
-}
+func Decode(raw []byte) (any, error) { return jsonx.Decode(raw) }
 
 // Depth returns the nesting depth of a JSON document (1 for a flat object
 // or array, 0 for a scalar), without decoding it.
