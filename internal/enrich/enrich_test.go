@@ -141,7 +141,11 @@ func cases() []testCase {
 		{name: "redirect_with_event", p: cp("/r/tp2", "u=https%3A%2F%2Fexample.com%2F&e=se&se_ca=c&se_ac=a&tv=t&co="+urlq(co(webPage)), "")},
 		{name: "redirect_no_u", p: cp("/r/tp2", "aid=x", "")},
 		{name: "not_thrift", record: []byte("GET /i HTTP/1.1")},
-		{name: "wrong_schema", p: func() *payload.CollectorPayload { p := cp("/i", "e=pv", ""); p.Schema = "iglu:com.acme/x/thrift/1-0-0"; return p }()},
+		{name: "wrong_schema", p: func() *payload.CollectorPayload {
+			p := cp("/i", "e=pv", "")
+			p.Schema = "iglu:com.acme/x/thrift/1-0-0"
+			return p
+		}()},
 		{name: "bad_nuid", p: func() *payload.CollectorPayload { p := cp("/i", "e=pv", ""); p.NetworkUserID = "zzz"; return p }()},
 		{name: "bad_path", p: cp("/a/b/c", "e=pv", "")},
 		{name: "user_ids_and_ip", p: withHeaders(cp("/i", "e=pv&p=web&tv=t&nuid=11111111-1111-4111-8111-111111111111&tnuid=22222222-2222-4222-8222-222222222222", ""), "X-Forwarded-For: 198.51.100.7, 10.0.0.1")},

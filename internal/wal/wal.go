@@ -92,8 +92,8 @@ var ErrTooLarge = errors.New("wal: record too large")
 type Log struct {
 	opts Options
 
-	mu         sync.Mutex
-	cond       *sync.Cond
+	mu       sync.Mutex
+	cond     *sync.Cond
 	cur      *batch // records queued for the next write
 	spare    []byte
 	flushing bool
@@ -106,8 +106,8 @@ type Log struct {
 	activeSz int64
 	dirty    bool
 
-	end    atomic.Int64 // global offset just past the last written record
-	signal atomic.Pointer[chan struct{}]
+	end     atomic.Int64 // global offset just past the last written record
+	signal  atomic.Pointer[chan struct{}]
 	healthy atomic.Bool
 
 	readersMu sync.Mutex
