@@ -1,0 +1,505 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/iglu"
+	"github.com/furrow-io/furrow/internal/payload"
+)
+
+type memSink struct {
+	mu   sync.Mutex
+	recs [][]byte
+	err  error
+}
+
+func (m *memSink) Write(_ context.Context, recs ...[]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	for _, r := range recs {
+		m.recs = append(m.recs, append([]byte(nil), r...))
+	}
+	return nil
+}
+func (m *memSink) Close(context.Context) error { return nil }
+func (m *memSink) Healthy() bool               { return m.err == nil }
+
+func (m *memSink) payloads(t *testing.T) []*payload.CollectorPayload {
+	t.Helper()
+	var out []*payload.CollectorPayload
+	for _, r := range m.recs {
+		p, err := payload.Unmarshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+var now = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+func newCollector(t testing.TB, mod func(*Config)) (*Collector, *memSink, *memSink) {
+	t.Helper()
+	cfg := DefaultConfig()
+	if mod != nil {
+		mod(&cfg)
+	}
+	good, bad := &memSink{}, &memSink{}
+	c, err := New(Options{
+		Config: cfg, Good: good, Bad: bad, Name: "furrow-0.0.0-test",
+		Processor: badrows.Processor{Artifact: "furrow", Version: "0.0.0"},
+		Registry:  prometheus.NewRegistry(), Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, good, bad
+}
+
+func do(c http.Handler, method, target string, body string, hdr ...string) *http.Response {
+	var r *http.Request
+	if body != "" {
+		r = httptest.NewRequest(method, target, strings.NewReader(body))
+	} else {
+		r = httptest.NewRequest(method, target, nil)
+	}
+	r.RemoteAddr = "192.0.2.10:5555"
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Add(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	c.ServeHTTP(w, r)
+	return w.Result()
+}
+
+func readBody(r *http.Response) string { b, _ := io.ReadAll(r.Body); return string(b) }
+
+func TestPixel(t *testing.T) {
+	c, good, _ := newCollector(t, nil)
+	for _, path := range []string{"/i?e=pv&p=web", "/ice.png?e=pv", "/com.acme/v1?x=1", "/com.snowplowanalytics.snowplow/tp2?e=pv"} {
+		resp := do(c, "GET", path, "", "User-Agent", "UA/1", "Referer", "https://ref.example/", "Origin", "https://site.example")
+		body := readBody(resp)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/gif" || len(body) != 43 || body != string(pixel) {
+			t.Fatalf("%s: %d %s %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+		}
+		if resp.Header.Get("Cache-Control") != "no-cache, no-store, must-revalidate" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "https://site.example" ||
+			resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("%s: headers %v", path, resp.Header)
+		}
+	}
+	ps := good.payloads(t)
+	if len(ps) != 4 {
+		t.Fatalf("%d payloads", len(ps))
+	}
+	p := ps[0]
+	if p.Schema != payload.SchemaURI || p.Path != "/i" || p.Querystring != "e=pv&p=web" || p.IPAddress != "192.0.2.10" ||
+		p.Timestamp != now.UnixMilli() || p.Encoding != "UTF-8" || p.Collector != "furrow-0.0.0-test" ||
+		p.UserAgent != "UA/1" || p.RefererURI != "https://ref.example/" || p.Hostname != "example.com" ||
+		p.Body != "" || p.ContentType != "" || len(p.NetworkUserID) != 36 {
+		t.Fatalf("payload %+v", p)
+	}
+	if ps[2].Path != "/com.acme/v1" || ps[1].Path != "/ice.png" {
+		t.Fatalf("paths %s %s", ps[1].Path, ps[2].Path)
+	}
+	// HEAD answers the same headers without a body.
+	resp := do(c, "HEAD", "/i?e=pv", "")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/gif" {
+		t.Fatalf("HEAD: %d", resp.StatusCode)
+	}
+}
+
+func TestPost(t *testing.T) {
+	c, good, _ := newCollector(t, nil)
+	body := `{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{"e":"pv","p":"web","tv":"t"}]}`
+	resp := do(c, "POST", "/com.snowplowanalytics.snowplow/tp2?aid=x", body, "Content-Type", "Application/JSON; charset=UTF-8", "Cookie", "sp=8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11; other=1")
+	if resp.StatusCode != 200 || readBody(resp) != "ok" || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	p := good.payloads(t)[0]
+	if p.Body != body || p.ContentType != "application/json; charset=utf-8" || p.Querystring != "aid=x" ||
+		p.NetworkUserID != "8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11" {
+		t.Fatalf("%+v", p)
+	}
+	want := []string{"Host: example.com", "Content-Type: Application/JSON; charset=UTF-8", "Cookie: sp=8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11;other=1", "application/json; charset=utf-8"}
+	if strings.Join(p.Headers, "|") != strings.Join(want, "|") {
+		t.Fatalf("headers %q", p.Headers)
+	}
+	if sc := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(sc, "sp=8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11; Expires=Thu, 04 Mar 2027 05:06:07 GMT; Path=/; Secure; HttpOnly; SameSite=None") {
+		t.Fatalf("Set-Cookie %q", sc)
+	}
+}
+
+func TestNetworkUserIDPrecedence(t *testing.T) {
+	c, good, _ := newCollector(t, nil)
+	do(c, "GET", "/i?nuid=11111111-1111-4111-8111-111111111111", "", "Cookie", "sp=22222222-2222-4222-8222-222222222222")
+	do(c, "GET", "/i?e=pv", "", "Cookie", "sp=22222222-2222-4222-8222-222222222222")
+	do(c, "GET", "/i?e=pv&nuid=11111111-1111-4111-8111-111111111111", "", "SP-Anonymous", "*", "Cookie", "sp=22222222-2222-4222-8222-222222222222")
+	ps := good.payloads(t)
+	if ps[0].NetworkUserID != "11111111-1111-4111-8111-111111111111" || ps[1].NetworkUserID != "22222222-2222-4222-8222-222222222222" || ps[2].NetworkUserID != anonymousNUID {
+		t.Fatalf("%s %s %s", ps[0].NetworkUserID, ps[1].NetworkUserID, ps[2].NetworkUserID)
+	}
+}
+
+func TestAnonymous(t *testing.T) {
+	c, good, _ := newCollector(t, nil)
+	resp := do(c, "GET", "/i?e=pv", "", "SP-Anonymous", "*", "X-Forwarded-For", "198.51.100.1", "X-Real-Ip", "198.51.100.2", "Cookie", "sp=abc", "Accept", "*/*")
+	sc := resp.Header.Get("Set-Cookie")
+	if !strings.HasPrefix(sc, "sp=; Expires=Tue, 04 Mar 2025 05:06:07 GMT;") {
+		t.Fatalf("cookie not cleared: %q", sc)
+	}
+	resp = do(c, "GET", "/i?e=pv", "", "sp-anonymous", "1")
+	if sc := resp.Header.Get("Set-Cookie"); sc != "" {
+		t.Fatalf("cookie set for anonymous request without cookie: %q", sc)
+	}
+	p := good.payloads(t)[0]
+	if p.IPAddress != "unknown" || p.NetworkUserID != anonymousNUID {
+		t.Fatalf("%+v", p)
+	}
+	for _, h := range p.Headers {
+		if strings.HasPrefix(h, "X-Forwarded-For") || strings.HasPrefix(h, "X-Real-Ip") || strings.HasPrefix(h, "Cookie") {
+			t.Fatalf("identifying header kept: %q", p.Headers)
+		}
+	}
+}
+
+func TestForwardedFor(t *testing.T) {
+	c, good, _ := newCollector(t, nil)
+	do(c, "GET", "/i?e=pv", "", "X-Forwarded-For", " 198.51.100.4 , 10.0.0.1")
+	untrusting, good2, _ := newCollector(t, func(c *Config) { c.TrustForwardedFor = false })
+	do(untrusting, "GET", "/i?e=pv", "", "X-Forwarded-For", "198.51.100.4")
+	if ip := good.payloads(t)[0].IPAddress; ip != "198.51.100.4" {
+		t.Fatal(ip)
+	}
+	if ip := good2.payloads(t)[0].IPAddress; ip != "192.0.2.10" {
+		t.Fatal(ip)
+	}
+}
+
+func TestCookieDomains(t *testing.T) {
+	c, _, _ := newCollector(t, func(c *Config) {
+		c.Cookie.Domains = []string{"acme.com", "acme.org"}
+		c.Cookie.FallbackDomain = "fallback.net"
+		c.Cookie.ClientCookieName = "sp_client"
+		c.Cookie.SameSite = "lax"
+	})
+	for origin, domain := range map[string]string{
+		"https://www.acme.org":                 "acme.org",
+		"https://acme.com":                     "acme.com",
+		"https://evil-acme.com":                "fallback.net",
+		"https://x.other.net https://acme.com": "acme.com",
+		"":                                     "fallback.net",
+	} {
+		resp := do(c, "GET", "/i?e=pv", "", "Origin", origin)
+		cookies := resp.Header.Values("Set-Cookie")
+		if len(cookies) != 2 || !strings.Contains(cookies[0], "; Domain="+domain+";") || !strings.HasSuffix(cookies[0], "HttpOnly; SameSite=Lax") {
+			t.Fatalf("origin %q: %q", origin, cookies)
+		}
+		if !strings.HasPrefix(cookies[1], "sp_client=") || strings.Contains(cookies[1], "HttpOnly") {
+			t.Fatalf("client cookie %q", cookies[1])
+		}
+	}
+	off, _, _ := newCollector(t, func(c *Config) { c.Cookie.Enabled = false })
+	if sc := do(off, "GET", "/i?e=pv", "").Header.Get("Set-Cookie"); sc != "" {
+		t.Fatalf("cookie disabled but set: %q", sc)
+	}
+}
+
+func TestPreflightAndStaticRoutes(t *testing.T) {
+	c, good, _ := newCollector(t, func(c *Config) { c.CrossDomain.Enabled = true })
+	resp := do(c, "OPTIONS", "/com.snowplowanalytics.snowplow/tp2", "", "Origin", "http://localhost:8000")
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:8000" ||
+		resp.Header.Get("Access-Control-Allow-Headers") != "Content-Type, SP-Anonymous" ||
+		resp.Header.Get("Access-Control-Max-Age") != "3600" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	for path, want := range map[string]string{
+		"/health":          "ok",
+		"/sink-health":     "ok",
+		"/robots.txt":      robots,
+		"/crossdomain.xml": "<?xml version=\"1.0\"?>\n<cross-domain-policy>\n<allow-access-from domain=\"*\" secure=\"true\" />\n</cross-domain-policy>",
+	} {
+		resp := do(c, "GET", path, "")
+		if got := readBody(resp); resp.StatusCode != 200 || got != want {
+			t.Errorf("%s: %d %q", path, resp.StatusCode, got)
+		}
+	}
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/a/b/c"}, {"POST", "/i"}, {"GET", "/"}, {"GET", "/nope"}, {"PUT", "/com.acme/v1"}, {"GET", "/com.acme/"},
+	} {
+		if resp := do(c, tc.method, tc.path, ""); resp.StatusCode != 404 {
+			t.Errorf("%s %s: %d", tc.method, tc.path, resp.StatusCode)
+		}
+	}
+	if len(good.recs) != 0 {
+		t.Fatalf("non-tracking routes stored %d payloads", len(good.recs))
+	}
+	root, _, _ := newCollector(t, func(c *Config) {
+		c.RootResponse = RootResponseConfig{Enabled: true, StatusCode: 302, Headers: map[string]string{"Location": "https://acme.com"}, Body: "moved"}
+	})
+	if resp := do(root, "GET", "/", ""); resp.StatusCode != 302 || resp.Header.Get("Location") != "https://acme.com" {
+		t.Fatalf("root: %d", resp.StatusCode)
+	}
+}
+
+func TestRedirects(t *testing.T) {
+	c, good, _ := newCollector(t, func(c *Config) { c.Paths = map[string]string{"/com.acme/go": "/r/tp2"} })
+	if resp := do(c, "GET", "/r/tp2?u=https%3A%2F%2Facme.com", ""); resp.StatusCode != 404 || readBody(resp) != "redirects disabled" {
+		t.Fatalf("disabled: %d", resp.StatusCode)
+	}
+	// A custom path mapped to the redirect still redirects.
+	resp := do(c, "GET", "/com.acme/go?u=https%3A%2F%2Facme.com%2Fx&aid=mail", "")
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "https://acme.com/x" {
+		t.Fatalf("custom path: %d %v", resp.StatusCode, resp.Header)
+	}
+	if p := good.payloads(t)[0]; p.Path != "/r/tp2" || p.Querystring != "u=https%3A%2F%2Facme.com%2Fx&aid=mail" {
+		t.Fatalf("%+v", p)
+	}
+
+	on, good2, _ := newCollector(t, func(c *Config) { c.EnableDefaultRedirect = true; c.RedirectDomains = []string{"acme.com"} })
+	for target, code := range map[string]int{
+		"/r/tp2?u=https%3A%2F%2Fshop.acme.com%2F": 302,
+		"/r/tp2?u=https%3A%2F%2Fevil.com%2F":      400,
+		"/r/tp2?u=javascript%3Aalert(1)":          400,
+		"/r/tp2?aid=x":                            400,
+	} {
+		if resp := do(on, "GET", target, ""); resp.StatusCode != code {
+			t.Errorf("%s: %d want %d", target, resp.StatusCode, code)
+		}
+	}
+	if len(good2.recs) != 1 {
+		t.Fatalf("%d payloads stored for redirects", len(good2.recs))
+	}
+}
+
+func TestDoNotTrackAndBounce(t *testing.T) {
+	c, good, _ := newCollector(t, func(c *Config) {
+		c.DoNotTrackCookie = DoNotTrackCookieConfig{Enabled: true, Name: "dnt", Value: "yes|1"}
+	})
+	for _, v := range []string{"yes", "1"} {
+		resp := do(c, "GET", "/i?e=pv", "", "Cookie", "dnt="+v)
+		if resp.StatusCode != 200 || resp.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("dnt=%s: %d %q", v, resp.StatusCode, resp.Header.Get("Set-Cookie"))
+		}
+	}
+	do(c, "GET", "/i?e=pv", "", "Cookie", "dnt=yesplease")
+	if len(good.recs) != 1 {
+		t.Fatalf("%d stored, want only the non-matching one", len(good.recs))
+	}
+
+	b, good2, _ := newCollector(t, func(c *Config) {
+		c.CookieBounce.Enabled = true
+		c.CookieBounce.ForwardedProtocolHeader = "X-Forwarded-Proto"
+	})
+	resp := do(b, "GET", "/i?e=pv", "", "X-Forwarded-Proto", "https")
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "https://example.com/i?e=pv&n3pc=true" {
+		t.Fatalf("bounce: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if len(good2.recs) != 0 {
+		t.Fatal("first hop stored")
+	}
+	resp = do(b, "GET", "/i?e=pv&n3pc=true", "")
+	if resp.StatusCode != 200 || good2.payloads(t)[0].NetworkUserID != "00000000-0000-4000-A000-000000000000" {
+		t.Fatalf("second hop: %d", resp.StatusCode)
+	}
+}
+
+func badRowValidator(t *testing.T) func([]byte) {
+	repo, err := iglu.NewDirRepo("central", "../../../shared/iglu-central", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := iglu.NewResolver(iglu.ResolverOptions{Repositories: []iglu.Repository{repo}})
+	return func(row []byte) {
+		t.Helper()
+		sdj, err := iglu.ParseSelfDescribing(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := r.Lookup(context.Background(), sdj.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := iglu.Decode(sdj.Data)
+		if err := s.Validate(v); err != nil {
+			t.Fatalf("%v\n%s", err, row)
+		}
+	}
+}
+
+func TestSizeLimits(t *testing.T) {
+	check := badRowValidator(t)
+	c, good, bad := newCollector(t, nil)
+	huge := strings.Repeat("x", 2<<20+1)
+	if resp := do(c, "POST", "/com.snowplowanalytics.snowplow/tp2", huge, "Content-Type", "application/json"); resp.StatusCode != 413 {
+		t.Fatalf("over drop size: %d", resp.StatusCode)
+	}
+	if len(good.recs)+len(bad.recs) != 0 {
+		t.Fatal("dropped payload was stored")
+	}
+	big := `{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{"e":"pv","p":"web","tv":"t","page":"` + strings.Repeat("y", 1500_000) + `"}]}`
+	if resp := do(c, "POST", "/com.snowplowanalytics.snowplow/tp2", big, "Content-Type", "application/json"); resp.StatusCode != 200 {
+		t.Fatalf("over max payload: %d", resp.StatusCode)
+	}
+	if len(good.recs) != 0 || len(bad.recs) != 1 {
+		t.Fatalf("good %d bad %d", len(good.recs), len(bad.recs))
+	}
+	check(bad.recs[0])
+	var row struct {
+		Data struct {
+			Failure struct {
+				Max, Actual int
+				Expectation string
+			}
+			Payload string
+		}
+	}
+	json.Unmarshal(bad.recs[0], &row)
+	if !strings.HasPrefix(row.Data.Failure.Expectation, "oversized collector payload: Payload exceeds max size of 1048576. Actual length: ") ||
+		len(row.Data.Payload) != 104857 || !strings.HasPrefix(row.Data.Payload, "CollectorPayload(schema:iglu:") {
+		t.Fatalf("%+v (payload %d chars)", row.Data.Failure, len(row.Data.Payload))
+	}
+}
+
+func TestSplitting(t *testing.T) {
+	check := badRowValidator(t)
+	c, good, bad := newCollector(t, func(c *Config) { c.MaxRecordBytes = 2000 })
+	var events []string
+	for i := 0; i < 12; i++ {
+		events = append(events, `{"e":"pv","p":"web","tv":"t","eid":"00000000-0000-4000-8000-`+strings.Repeat("0", 10)+string(rune('a'+i))+`0","page":"`+strings.Repeat("p", 200)+`"}`)
+	}
+	events = append(events, `{"e":"pv","p":"web","tv":"t","page":"`+strings.Repeat("z", 3000)+`"}`)
+	body := `{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[` + strings.Join(events, ",") + `]}`
+	if resp := do(c, "POST", "/com.snowplowanalytics.snowplow/tp2", body, "Content-Type", "application/json"); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	if len(good.recs) < 2 || len(bad.recs) != 1 {
+		t.Fatalf("good %d bad %d", len(good.recs), len(bad.recs))
+	}
+	check(bad.recs[0])
+	if !bytes.Contains(bad.recs[0], []byte("this POST request split is still too large")) {
+		t.Fatalf("%s", bad.recs[0])
+	}
+	seen := 0
+	for i, rec := range good.recs {
+		if len(rec) >= 2000 {
+			t.Fatalf("record %d is %d bytes", i, len(rec))
+		}
+		p, _ := payload.Unmarshal(rec)
+		var pd struct {
+			Schema string
+			Data   []map[string]string
+		}
+		if err := json.Unmarshal([]byte(p.Body), &pd); err != nil {
+			t.Fatal(err)
+		}
+		if pd.Schema != "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4" {
+			t.Fatal(pd.Schema)
+		}
+		seen += len(pd.Data)
+	}
+	if seen != 12 {
+		t.Fatalf("split payloads carry %d events, want 12", seen)
+	}
+
+	// GET requests cannot be split.
+	do(c, "GET", "/i?e=pv&page="+strings.Repeat("g", 3000), "")
+	if len(bad.recs) != 2 || !bytes.Contains(bad.recs[1], []byte("GET requests cannot be split")) {
+		t.Fatalf("%d bad rows", len(bad.recs))
+	}
+	check(bad.recs[1])
+	do(c, "POST", "/com.snowplowanalytics.snowplow/tp2", `{"not":"sdj"}`+strings.Repeat(" ", 3000), "Content-Type", "application/json")
+	if !bytes.Contains(bad.recs[2], []byte("are not self-describing")) {
+		t.Fatalf("%s", bad.recs[2])
+	}
+}
+
+func TestSinkFailure(t *testing.T) {
+	c, good, _ := newCollector(t, nil)
+	good.err = errors.New("disk full")
+	if resp := do(c, "GET", "/i?e=pv", ""); resp.StatusCode != 503 {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+	if resp := do(c, "GET", "/sink-health", ""); resp.StatusCode != 503 {
+		t.Fatalf("sink-health %d", resp.StatusCode)
+	}
+	if resp := do(c, "GET", "/health", ""); resp.StatusCode != 200 {
+		t.Fatalf("health %d", resp.StatusCode)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, mod := range map[string]func(*Config){
+		"bad path":    func(c *Config) { c.Paths = map[string]string{"/a": "/r/tp2"} },
+		"bad target":  func(c *Config) { c.Paths = map[string]string{"/a/b": "/c"} },
+		"no cookie":   func(c *Config) { c.Cookie.Name = "" },
+		"same site":   func(c *Config) { c.Cookie.SameSite = "sometimes" },
+		"dnt regex":   func(c *Config) { c.DoNotTrackCookie = DoNotTrackCookieConfig{Enabled: true, Name: "d", Value: "("} },
+		"zero size":   func(c *Config) { c.MaxRecordBytes = 0 },
+		"root status": func(c *Config) { c.RootResponse = RootResponseConfig{Enabled: true, StatusCode: 1000} },
+	} {
+		cfg := DefaultConfig()
+		mod(&cfg)
+		if cfg.Validate() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(context.Context, ...[]byte) error { return nil }
+func (discard) Close(context.Context) error            { return nil }
+
+func BenchmarkCollector(b *testing.B) {
+	c, err := New(Options{Config: DefaultConfig(), Good: discard{}, Bad: discard{}, Name: "furrow-bench", Registry: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := `{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{"e":"pv","url":"https://shop.example.com/a","page":"Shop","p":"web","tv":"js-3.24.0","aid":"shop","eid":"1f2e3d4c-5b6a-4789-8abc-def012345678","dtm":"1767323044000","stm":"1767323044900"}]}`
+	for _, tc := range []struct{ name, method, target, body string }{
+		{"get_pixel", "GET", "/i?e=pv&url=https%3A%2F%2Fshop.example.com%2Fa&page=Shop&p=web&tv=js-3.24.0&aid=shop&eid=1f2e3d4c-5b6a-4789-8abc-def012345678&dtm=1767323044000", ""},
+		{"post_tp2", "POST", "/com.snowplowanalytics.snowplow/tp2", body},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				var r *http.Request
+				if tc.body != "" {
+					r = httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+					r.Header.Set("Content-Type", "application/json; charset=utf-8")
+				} else {
+					r = httptest.NewRequest(tc.method, tc.target, nil)
+				}
+				r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+				r.Header.Set("Cookie", "sp=8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11")
+				w := httptest.NewRecorder()
+				c.ServeHTTP(w, r)
+				if w.Code != 200 {
+					b.Fatal(w.Code)
+				}
+			}
+		})
+	}
+}

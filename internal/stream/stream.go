@@ -1,0 +1,43 @@
+// Package stream defines the small interfaces that connect furrow's stages:
+// a Sink takes records and returns once they are durable, a Source hands
+// out batches that are acknowledged once their results are durable.
+package stream
+
+import "context"
+
+// Sink stores records. Write returns only when the records are durable
+// in the sink's own terms (written to the log, committed to the database,
+// acknowledged by the broker), so the caller may acknowledge its input.
+type Sink interface {
+	Write(ctx context.Context, records ...[]byte) error
+	Close(ctx context.Context) error
+}
+
+// Healthy is implemented by sinks that can tell whether writes currently
+// succeed.
+type Healthy interface {
+	Healthy() bool
+}
+
+// Batch is a group of records read from a Source.
+type Batch struct {
+	Records [][]byte
+	// Ack marks the batch, and every batch read before it, as processed.
+	// Batches must be acknowledged in the order they were read.
+	Ack func(ctx context.Context) error
+}
+
+// Source yields batches of records in order.
+type Source interface {
+	// Read blocks until a batch is available or ctx is done. A batch's
+	// records stay valid after later calls to Read, so batches can be
+	// processed while the next ones are read.
+	Read(ctx context.Context) (*Batch, error)
+	Close(ctx context.Context) error
+}
+
+// SinkFunc adapts a function to Sink, for tests and small adapters.
+type SinkFunc func(ctx context.Context, records ...[]byte) error
+
+func (f SinkFunc) Write(ctx context.Context, records ...[]byte) error { return f(ctx, records...) }
+func (f SinkFunc) Close(context.Context) error                       { return nil }
