@@ -1,0 +1,155 @@
+// Package config holds furrow's configuration: defaults that run
+// everything embedded, an optional YAML file on top, then Validate.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/furrow-io/furrow/internal/collector"
+	"github.com/furrow-io/furrow/internal/wal"
+)
+
+// Config is the whole configuration of `furrow run`.
+type Config struct {
+	// Listen is the collector's address; Micro's API shares it.
+	Listen  string `yaml:"listen"`
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+
+	Collector collector.Config `yaml:"collector"`
+	Log       LogConfig        `yaml:"log"`
+	Enrich    EnrichConfig     `yaml:"enrich"`
+	DuckDB    DuckDBConfig     `yaml:"duckdb"`
+	Micro     MicroConfig      `yaml:"micro"`
+
+	// OutputTSV also prints every enriched event to stdout, one TSV line
+	// each, like Micro's --output-tsv.
+	OutputTSV bool `yaml:"output_tsv"`
+	// DrainTimeout is how long a graceful stop waits for events already
+	// collected to be enriched and loaded.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// LogConfig configures the embedded durable log.
+type LogConfig struct {
+	Fsync         wal.FsyncPolicy `yaml:"fsync"`
+	FsyncInterval time.Duration   `yaml:"fsync_interval"`
+	SegmentBytes  int64           `yaml:"segment_bytes"`
+}
+
+// EnrichConfig configures the enricher.
+type EnrichConfig struct {
+	// Resolver is a Snowplow resolver-config JSON file. Without one,
+	// furrow uses its built-in protocol schemas, IgluDirs, then Iglu Central.
+	Resolver string `yaml:"resolver"`
+	// IgluDirs are static repositories on disk (each holding schemas/),
+	// searched before Iglu Central.
+	IgluDirs      []string       `yaml:"iglu_dirs"`
+	Workers       int            `yaml:"workers"`
+	BatchSize     int            `yaml:"batch_size"`
+	MaxJSONDepth  int            `yaml:"max_json_depth"`
+	FieldLimits   map[string]int `yaml:"field_limits"`
+	AcceptInvalid bool           `yaml:"accept_invalid"`
+}
+
+// DuckDBConfig configures the embedded warehouse.
+type DuckDBConfig struct {
+	Enabled bool   `yaml:"enabled"`
+	Path    string `yaml:"path"`   // default <data_dir>/furrow.duckdb
+	Schema  string `yaml:"schema"` // default atomic
+	// Threads DuckDB may use; default 1, leaving the other cores to the
+	// collector.
+	Threads int `yaml:"threads"`
+}
+
+// MicroConfig configures the Micro-compatible testing API.
+type MicroConfig struct {
+	Enabled   bool `yaml:"enabled"`
+	MaxEvents int  `yaml:"max_events"`
+}
+
+// Default returns the configuration of `furrow run` with no file.
+func Default() Config {
+	return Config{
+		Listen:       "127.0.0.1:9090",
+		DataDir:      "./furrow-data",
+		LogLevel:     "info",
+		Collector:    collector.DefaultConfig(),
+		Log:          LogConfig{Fsync: wal.FsyncInterval, FsyncInterval: time.Second, SegmentBytes: 64 << 20},
+		Enrich:       EnrichConfig{BatchSize: 1000, MaxJSONDepth: 40},
+		DuckDB:       DuckDBConfig{Enabled: true, Schema: "atomic", Threads: 1},
+		Micro:        MicroConfig{Enabled: true, MaxEvents: 10000},
+		DrainTimeout: 10 * time.Second,
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// DuckDBPath is where the warehouse file lives.
+func (c *Config) DuckDBPath() string {
+	if c.DuckDB.Path != "" {
+		return c.DuckDB.Path
+	}
+	return filepath.Join(c.DataDir, "furrow.duckdb")
+}
+
+// Validate reports every configuration error at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %w", err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is required"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if err := c.Collector.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := (wal.Options{Dir: "x", Fsync: c.Log.Fsync}).Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Enrich.BatchSize <= 0 {
+		errs = append(errs, errors.New("enrich.batch_size must be positive"))
+	}
+	if c.Enrich.Resolver != "" && len(c.Enrich.IgluDirs) > 0 {
+		errs = append(errs, errors.New("enrich: set either resolver or iglu_dirs, not both (add directories to the resolver config as embedded repositories)"))
+	}
+	if c.DuckDB.Threads < 0 {
+		errs = append(errs, errors.New("duckdb.threads must not be negative"))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, errors.New("drain_timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,378 @@
+// Package duckdb is furrow's embedded warehouse: enriched events and bad
+// rows loaded into a DuckDB database file, in Snowplow's atomic.events
+// layout (one column per enriched field, entities as JSON columns).
+package duckdb
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	duck "github.com/duckdb/duckdb-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/event"
+	"github.com/furrow-io/furrow/internal/stream"
+)
+
+// Options configures the store.
+type Options struct {
+	Path      string // database file
+	Schema    string // default "atomic"
+	Threads   int    // DuckDB worker threads; 0 lets DuckDB decide
+	Processor badrows.Processor
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+}
+
+// Store holds the database. Loads are serialized.
+type Store struct {
+	db     *sql.DB
+	schema string
+	tmpDir string
+	proc   badrows.Processor
+	log    *slog.Logger
+
+	mu  sync.Mutex
+	seq int
+
+	loaded, parseErrors, badLoaded prometheus.Counter
+}
+
+// Open opens or creates the database and its tables.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Path == "" {
+		return nil, errors.New("duckdb: path is required")
+	}
+	if o.Schema == "" {
+		o.Schema = "atomic"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if err := os.MkdirAll(filepath.Dir(o.Path), 0o755); err != nil {
+		return nil, err
+	}
+	tmp := o.Path + ".load"
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	dsn := o.Path
+	if o.Threads > 0 {
+		dsn += "?threads=" + strconv.Itoa(o.Threads)
+	}
+	conn, err := duck.NewConnector(dsn, nil)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: open %s: %w", o.Path, err)
+	}
+	s := &Store{db: sql.OpenDB(conn), schema: o.Schema, tmpDir: tmp, proc: o.Processor, log: o.Logger}
+	s.loaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_events_loaded_total", Help: "Enriched events loaded into DuckDB."})
+	s.badLoaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_bad_rows_loaded_total", Help: "Bad rows loaded into DuckDB."})
+	s.parseErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_parse_errors_total", Help: "Enriched lines rejected by the loader as loader_parsing_error."})
+	for _, c := range []prometheus.Collector{s.loaded, s.badLoaded, s.parseErrors} {
+		if err := o.Registry.Register(c); err != nil {
+			s.db.Close()
+			return nil, err
+		}
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// DB exposes the database for queries.
+func (s *Store) DB() *sql.DB { return s.db }
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// sqlType is the DuckDB type of a column.
+func sqlType(i int, f event.Field) string {
+	switch f.Type {
+	case event.Int:
+		return "INTEGER"
+	case event.Double:
+		return "DOUBLE"
+	case event.Bool:
+		return "BOOLEAN"
+	case event.Timestamp:
+		return "TIMESTAMP"
+	case event.JSON:
+		return "JSON"
+	}
+	if i == event.EventID {
+		return "UUID"
+	}
+	return "VARCHAR"
+}
+
+// EventsDDL returns the CREATE TABLE statement for the events table.
+func EventsDDL(schema string) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + quoteIdent(schema) + ".events (\n")
+	for i, f := range event.Fields {
+		b.WriteString("  " + f.Name + " " + sqlType(i, f))
+		if i == event.EventID || i == event.VCollector || i == event.VEtl || i == event.CollectorTstamp {
+			b.WriteString(" NOT NULL")
+		}
+		b.WriteString(",\n")
+	}
+	b.WriteString("  load_tstamp TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')\n)")
+	return b.String()
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	q := quoteIdent(s.schema)
+	stmts := []string{
+		"CREATE SCHEMA IF NOT EXISTS " + q,
+		EventsDDL(s.schema),
+		"CREATE TABLE IF NOT EXISTS " + q + `.bad_rows (
+  schema VARCHAR NOT NULL,
+  failure_type VARCHAR NOT NULL,
+  payload JSON NOT NULL,
+  load_tstamp TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+)`,
+	}
+	for _, st := range stmts {
+		if _, err := s.db.ExecContext(ctx, st); err != nil {
+			return fmt.Errorf("duckdb: %w\n%s", err, st)
+		}
+	}
+	return nil
+}
+
+// Good returns the sink for enriched TSV lines.
+func (s *Store) Good() stream.Sink { return goodSink{s} }
+
+// Bad returns the sink for bad rows (self-describing JSON).
+func (s *Store) Bad() stream.Sink { return badSink{s} }
+
+type goodSink struct{ s *Store }
+
+func (g goodSink) Write(ctx context.Context, lines ...[]byte) error {
+	return g.s.loadEvents(ctx, lines)
+}
+func (g goodSink) Close(context.Context) error { return nil }
+
+type badSink struct{ s *Store }
+
+func (b badSink) Write(ctx context.Context, rows ...[]byte) error { return b.s.loadBad(ctx, rows) }
+func (b badSink) Close(context.Context) error                     { return nil }
+
+var eventColumns = func() string {
+	names := make([]string, len(event.Fields))
+	for i, f := range event.Fields {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ", ")
+}()
+
+const copyOptions = `(FORMAT csv, DELIMITER '\t', HEADER false, QUOTE '', ESCAPE '', NULLSTR '', AUTO_DETECT false)`
+
+// loadEvents checks the lines, loads the valid ones with one COPY, and
+// stores loader_parsing_error bad rows for the others.
+func (s *Store) loadEvents(ctx context.Context, lines [][]byte) error {
+	valid := make([][]byte, 0, len(lines))
+	var bad [][]byte
+	for _, l := range lines {
+		l = bytes.TrimRight(l, "\r\n")
+		if err := event.Check(l); err != nil {
+			bad = append(bad, parsingError(s.proc, err, l))
+			continue
+		}
+		valid = append(valid, l)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(valid) > 0 {
+		rejected, err := s.copyBisect(ctx, "events", eventColumns, valid)
+		if err != nil {
+			return err
+		}
+		for _, r := range rejected {
+			bad = append(bad, parsingError(s.proc, r.err, r.line))
+		}
+		s.loaded.Add(float64(len(valid) - len(rejected)))
+	}
+	if len(bad) > 0 {
+		s.parseErrors.Add(float64(len(bad)))
+		return s.loadBadLocked(ctx, bad)
+	}
+	return nil
+}
+
+func parsingError(p badrows.Processor, err error, line []byte) []byte {
+	var f badrows.ParsingFailure
+	var pe *event.ParseError
+	switch {
+	case errors.As(err, &pe) && pe.FieldCount != 0:
+		n := pe.FieldCount
+		f = badrows.ParsingFailure{Type: "FieldNumberMismatch", FieldCount: &n}
+	case errors.As(err, &pe):
+		f.Type = "RowDecodingError"
+		for _, iv := range pe.Invalid {
+			f.Errors = append(f.Errors, badrows.InvalidValue{Type: "InvalidValue", Key: iv.Field, Value: iv.Value, Message: iv.Message})
+		}
+	default:
+		f = badrows.ParsingFailure{Type: "RowDecodingError", Errors: []badrows.InvalidValue{{Type: "InvalidValue", Key: "line", Value: "", Message: err.Error()}}}
+	}
+	return badrows.LoaderParsingError(p, f, string(line))
+}
+
+type rejectedLine struct {
+	line []byte
+	err  error
+}
+
+// copyBisect loads lines with COPY. If the database rejects the batch,
+// it is split in halves until the offending lines are isolated; those are
+// returned, everything else is loaded.
+func (s *Store) copyBisect(ctx context.Context, table, columns string, lines [][]byte) ([]rejectedLine, error) {
+	err := s.copyLines(ctx, table, columns, lines)
+	if err == nil {
+		return nil, nil
+	}
+	if ctx.Err() != nil || !isDataError(err) {
+		return nil, err
+	}
+	if len(lines) == 1 {
+		return []rejectedLine{{lines[0], err}}, nil
+	}
+	mid := len(lines) / 2
+	a, err := s.copyBisect(ctx, table, columns, lines[:mid])
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.copyBisect(ctx, table, columns, lines[mid:])
+	if err != nil {
+		return nil, err
+	}
+	return append(a, b...), nil
+}
+
+// isDataError tells conversion and constraint errors (a bad line) from
+// failures of the database itself.
+func isDataError(err error) bool {
+	var de *duck.Error
+	if errors.As(err, &de) {
+		switch de.Type {
+		case duck.ErrorTypeConversion, duck.ErrorTypeConstraint, duck.ErrorTypeInvalidInput, duck.ErrorTypeOutOfRange:
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) copyLines(ctx context.Context, table, columns string, lines [][]byte) error {
+	s.seq++
+	path := filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", table, s.seq))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	size := 0
+	for _, l := range lines {
+		size += len(l) + 1
+	}
+	buf := make([]byte, 0, size)
+	for _, l := range lines {
+		buf = append(buf, l...)
+		buf = append(buf, '\n')
+	}
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	q := fmt.Sprintf("COPY %s.%s (%s) FROM '%s' %s", quoteIdent(s.schema), table, columns, strings.ReplaceAll(path, "'", "''"), copyOptions)
+	_, err = s.db.ExecContext(ctx, q)
+	return err
+}
+
+// loadBad stores bad rows with their schema and type.
+func (s *Store) loadBad(ctx context.Context, rows [][]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadBadLocked(ctx, rows)
+}
+
+func (s *Store) loadBadLocked(ctx context.Context, rows [][]byte) error {
+	lines := make([][]byte, 0, len(rows))
+	for _, r := range rows {
+		schema := badRowSchema(r)
+		if bytes.ContainsAny(r, "\t\n\r") {
+			var c bytes.Buffer
+			if err := jsonCompact(&c, r); err == nil {
+				r = c.Bytes()
+			}
+		}
+		line := make([]byte, 0, len(schema)*2+len(r)+2)
+		line = append(line, schema...)
+		line = append(line, '\t')
+		line = append(line, badrows.Name(schema)...)
+		line = append(line, '\t')
+		line = append(line, r...)
+		lines = append(lines, line)
+	}
+	rejected, err := s.copyBisect(ctx, "bad_rows", "schema, failure_type, payload", lines)
+	if err != nil {
+		return err
+	}
+	for _, r := range rejected {
+		// Not JSON at all: keep it, wrapped in a generic_error.
+		wrapped := badrows.GenericError(s.proc, time.Now(), []string{"bad row is not valid JSON: " + r.err.Error()}, string(r.line))
+		line := append([]byte(badrows.SchemaGenericError+"\tgeneric_error\t"), wrapped...)
+		if err := s.copyLines(ctx, "bad_rows", "schema, failure_type, payload", [][]byte{line}); err != nil {
+			return err
+		}
+	}
+	s.badLoaded.Add(float64(len(rows)))
+	return nil
+}
+
+// badRowSchema reads the schema URI of a bad row without decoding it all.
+func badRowSchema(row []byte) string {
+	const key = `"schema":"`
+	i := bytes.Index(row, []byte(key))
+	if i < 0 {
+		return "unknown"
+	}
+	rest := row[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || j > 256 {
+		return "unknown"
+	}
+	return string(rest[:j])
+}
+
+// Close checkpoints and closes the database.
+func (s *Store) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, cerr := s.db.ExecContext(ctx, "CHECKPOINT")
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	os.RemoveAll(s.tmpDir)
+	return cerr
+}
+
+func jsonCompact(dst *bytes.Buffer, src []byte) error { return json.Compact(dst, src) }

@@ -1,0 +1,187 @@
+package duckdb
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/event"
+)
+
+var proc = badrows.Processor{Artifact: "furrow", Version: "0.0.0"}
+
+func open(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{Path: path, Processor: proc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// line builds an enriched TSV line from column values.
+func line(vals map[int]string) []byte {
+	f := make([]string, event.NumFields)
+	f[event.EventID] = "8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11"
+	f[event.VCollector] = "furrow-test"
+	f[event.VEtl] = "furrow-test"
+	f[event.CollectorTstamp] = "2026-01-02 03:04:05.678"
+	for k, v := range vals {
+		f[k] = v
+	}
+	return []byte(strings.Join(f, "\t"))
+}
+
+func TestLoadEventsTyped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "furrow.duckdb")
+	s := open(t, path)
+	ctx := context.Background()
+	good := line(map[int]string{
+		event.AppID: "shop", event.Event: "unstruct", event.TxnID: "42", event.BrCookies: "1",
+		event.TrTotal: "19.99", event.DvceCreatedTstamp: "2026-01-02 03:04:04.000", event.PageTitle: `He said "hi" \o/`,
+		event.Contexts:      `{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":[{"schema":"iglu:com.acme/x/jsonschema/1-0-0","data":{"k":"v\"w"}}]}`,
+		event.UnstructEvent: `{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":"iglu:com.acme/e/jsonschema/1-0-0","data":{"n":3}}}`,
+	})
+	tooFew := []byte("a\tb\tc")
+	badType := line(map[int]string{event.TxnID: "forty-two", event.BrCookies: "yes"})
+	if err := s.Good().Write(ctx, good, tooFew, badType); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		appID, title, ctxVal string
+		txn                  int
+		cookies              bool
+		total                float64
+		created, collector   time.Time
+		n                    json.Number
+		platform             *string
+		load                 time.Time
+	)
+	err := s.DB().QueryRow(`SELECT app_id, page_title, txn_id, br_cookies, tr_total, dvce_created_tstamp, collector_tstamp,
+		contexts->'$.data[0].data'->>'k', unstruct_event->'$.data.data'->>'n', platform, load_tstamp FROM atomic.events`).
+		Scan(&appID, &title, &txn, &cookies, &total, &created, &collector, &ctxVal, &n, &platform, &load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if appID != "shop" || title != `He said "hi" \o/` || txn != 42 || !cookies || total != 19.99 ||
+		created.Format(event.TimestampLayout) != "2026-01-02 03:04:04.000" || collector.Format(event.TimestampLayout) != "2026-01-02 03:04:05.678" ||
+		ctxVal != `v"w` || n != "3" || platform != nil || time.Since(load) > time.Hour || time.Since(load) < -time.Hour {
+		t.Fatalf("%q %q %d %v %v %v %v %q %q %v %v", appID, title, txn, cookies, total, created, collector, ctxVal, n, platform, load)
+	}
+	rows, err := s.DB().Query(`SELECT failure_type, payload->'$.data.failure'->>'type', payload::VARCHAR FROM atomic.bad_rows ORDER BY 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for rows.Next() {
+		var ft, typ, payload string
+		rows.Scan(&ft, &typ, &payload)
+		if ft != "loader_parsing_error" {
+			t.Fatalf("failure type %s", ft)
+		}
+		types = append(types, typ)
+		if typ == "RowDecodingError" && (!strings.Contains(payload, `"key":"txn_id"`) || !strings.Contains(payload, `"key":"br_cookies"`)) {
+			t.Fatalf("payload %s", payload)
+		}
+	}
+	if strings.Join(types, ",") != "FieldNumberMismatch,RowDecodingError" {
+		t.Fatalf("bad row types %v", types)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Data survives reopening.
+	s = open(t, path)
+	defer s.Close(ctx)
+	var count int
+	s.DB().QueryRow(`SELECT count(*) FROM atomic.events`).Scan(&count)
+	if count != 1 {
+		t.Fatalf("%d events after reopen", count)
+	}
+}
+
+func TestBisectIsolatesRejectedLines(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
+	defer s.Close(context.Background())
+	var lines [][]byte
+	for i := 0; i < 9; i++ {
+		lines = append(lines, line(map[int]string{event.AppID: "ok"}))
+	}
+	// Passes nothing in Go on purpose: goes straight to COPY.
+	lines[5] = line(map[int]string{event.DvceCreatedTstamp: "not a time"})
+	s.mu.Lock()
+	rejected, err := s.copyBisect(context.Background(), "events", eventColumns, lines)
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rejected) != 1 || string(rejected[0].line) != string(lines[5]) {
+		t.Fatalf("rejected %d lines", len(rejected))
+	}
+	var count int
+	s.DB().QueryRow(`SELECT count(*) FROM atomic.events`).Scan(&count)
+	if count != 8 {
+		t.Fatalf("%d rows loaded, want 8", count)
+	}
+}
+
+func TestLoadBadRows(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
+	defer s.Close(context.Background())
+	sv := badrows.SizeViolation(proc, time.Now(), 10, 20, "too big", "CollectorPayload(...)")
+	pretty := []byte("{\n\t\"schema\": \"iglu:com.snowplowanalytics.snowplow.badrows/generic_error/jsonschema/1-0-0\",\n\t\"data\": {}\n}")
+	if err := s.Bad().Write(context.Background(), sv, pretty, []byte("not json at all")); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := s.DB().Query(`SELECT failure_type FROM atomic.bad_rows ORDER BY failure_type`)
+	var got []string
+	for rows.Next() {
+		var ft string
+		rows.Scan(&ft)
+		got = append(got, ft)
+	}
+	if strings.Join(got, ",") != "generic_error,generic_error,size_violation" {
+		t.Fatalf("%v", got)
+	}
+}
+
+func TestEventsDDL(t *testing.T) {
+	ddl := EventsDDL("atomic")
+	for _, want := range []string{"event_id UUID NOT NULL", "txn_id INTEGER", "br_cookies BOOLEAN", "contexts JSON", "etl_tstamp TIMESTAMP", "geo_latitude DOUBLE", "refr_dvce_tstamp TIMESTAMP", "true_tstamp TIMESTAMP,\n  load_tstamp"} {
+		if !strings.Contains(ddl, want) {
+			t.Errorf("DDL lacks %q", want)
+		}
+	}
+}
+
+func BenchmarkLoad(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "f.duckdb"))
+	defer s.Close(context.Background())
+	l := line(map[int]string{
+		event.AppID: "shop", event.Platform: "web", event.Event: "page_view", event.PageURL: "https://shop.example.com/a?b=c",
+		event.PageURLHost: "shop.example.com", event.PageURLScheme: "https", event.PageURLPort: "443", event.PageURLPath: "/a",
+		event.UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", event.NetworkUserID: "6f1d3a52-6c43-4c4b-9b55-3c2a8f6c1d20",
+		event.UserIPAddress: "203.0.113.9", event.DvceCreatedTstamp: "2026-01-02 03:04:04.000", event.DerivedTstamp: "2026-01-02 03:04:04.000",
+		event.EtlTstamp: "2026-01-02 03:04:06.000", event.EventVendor: "com.snowplowanalytics.snowplow", event.EventName: "page_view",
+		event.EventFormat: "jsonschema", event.EventVersion: "1-0-0", event.BrViewwidth: "1200", event.BrViewheight: "800",
+		event.Contexts: `{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":[{"schema":"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":"0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77"}}]}`,
+	})
+	batch := benchBatch
+	lines := make([][]byte, batch)
+	for i := range lines {
+		lines[i] = l
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		if err := s.Good().Write(context.Background(), lines...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var benchBatch = 1000

@@ -1,0 +1,242 @@
+// Package pipeline moves records between stages: it reads batches from a
+// source, processes them, writes the results to sinks and acknowledges the
+// batch only once every output is stored. Batches flow through bounded
+// channels, so a slow sink holds back reading (the durable log absorbs the
+// difference) instead of growing memory.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/furrow-io/furrow/internal/enrich"
+	"github.com/furrow-io/furrow/internal/stream"
+)
+
+// Observer sees results after they are stored (Micro's store, stdout).
+type Observer interface {
+	Observe(good []enrich.Good, bad [][]byte)
+}
+
+// Enrich runs the enricher between a raw source and good and bad sinks.
+type Enrich struct {
+	Source    stream.Source
+	Enricher  *enrich.Enricher
+	Good, Bad stream.Sink
+	Observers []Observer
+	// Workers enrich each batch in parallel; default GOMAXPROCS.
+	Workers  int
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// RetryDelay is the first pause before retrying a failed sink write;
+	// it doubles up to 30 s. Writes are retried until they succeed or the
+	// pipeline stops, so nothing is acknowledged unstored.
+	RetryDelay time.Duration
+}
+
+type enriched struct {
+	good  []enrich.Good
+	bad   [][]byte
+	batch *stream.Batch
+}
+
+// Run processes until ctx is done or the source fails. On cancellation it
+// stops reading, finishes storing the batches already enriched, and
+// returns nil.
+func (p *Enrich) Run(ctx context.Context) error {
+	if p.Workers <= 0 {
+		p.Workers = runtime.GOMAXPROCS(0)
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.RetryDelay <= 0 {
+		p.RetryDelay = 100 * time.Millisecond
+	}
+	m := newMetrics(p.Registry)
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan enriched, 2)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(work)
+		for {
+			b, err := p.Source.Read(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					err = nil
+				}
+				readErr <- err
+				return
+			}
+			start := time.Now()
+			good, bad := p.process(ctx, b.Records)
+			m.enrichSeconds.Observe(time.Since(start).Seconds())
+			select {
+			case work <- enriched{good, bad, b}:
+			case <-ctx.Done():
+				readErr <- nil
+				return
+			}
+		}
+	}()
+	// Storing continues past cancellation for what was already read.
+	store := context.WithoutCancel(parent)
+	fail := func(err error) error {
+		cancel()
+		for range work {
+		}
+		return err
+	}
+	for w := range work {
+		lines := make([][]byte, len(w.good))
+		for i, g := range w.good {
+			lines[i] = g.TSV
+		}
+		if err := p.write(parent, store, p.Bad, w.bad); err != nil {
+			return fail(err)
+		}
+		if err := p.write(parent, store, p.Good, lines); err != nil {
+			return fail(err)
+		}
+		if err := w.batch.Ack(store); err != nil {
+			return fail(err)
+		}
+		m.good.Add(float64(len(w.good)))
+		m.bad.Add(float64(len(w.bad)))
+		m.records.Add(float64(len(w.batch.Records)))
+		for _, o := range p.Observers {
+			o.Observe(w.good, w.bad)
+		}
+	}
+	return <-readErr
+}
+
+// write stores records, retrying failures until ctx is done; once it is,
+// a failed write is not retried and the batch stays unacknowledged.
+func (p *Enrich) write(ctx, store context.Context, s stream.Sink, recs [][]byte) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	return retry(ctx, store, p.Logger, p.RetryDelay, func() error { return s.Write(store, recs...) })
+}
+
+func retry(ctx, store context.Context, log *slog.Logger, delay time.Duration, f func() error) error {
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return errors.Join(errors.New("pipeline stopped before a batch could be stored; it will be processed again at start"), err)
+		}
+		log.Error("pipeline: sink write failed; retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// process enriches records in parallel, keeping their order.
+func (p *Enrich) process(ctx context.Context, recs [][]byte) ([]enrich.Good, [][]byte) {
+	workers := min(p.Workers, len(recs))
+	if workers <= 1 {
+		var out enrich.Output
+		for _, r := range recs {
+			p.Enricher.Process(ctx, r, &out)
+		}
+		return out.Good, out.Bad
+	}
+	outs := make([]enrich.Output, workers)
+	chunk := (len(recs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(recs))
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func(out *enrich.Output, part [][]byte) {
+			defer wg.Done()
+			for _, r := range part {
+				p.Enricher.Process(ctx, r, out)
+			}
+		}(&outs[w], recs[lo:hi])
+	}
+	wg.Wait()
+	var good []enrich.Good
+	var bad [][]byte
+	for _, o := range outs {
+		good = append(good, o.Good...)
+		bad = append(bad, o.Bad...)
+	}
+	return good, bad
+}
+
+// Forward copies records from a source to a sink unchanged (the
+// collector's bad rows into the warehouse).
+type Forward struct {
+	Source     stream.Source
+	Sink       stream.Sink
+	Observe    func(recs [][]byte)
+	Logger     *slog.Logger
+	RetryDelay time.Duration
+}
+
+// Run forwards until ctx is done.
+func (f *Forward) Run(ctx context.Context) error {
+	if f.Logger == nil {
+		f.Logger = slog.Default()
+	}
+	if f.RetryDelay <= 0 {
+		f.RetryDelay = 100 * time.Millisecond
+	}
+	store := context.WithoutCancel(ctx)
+	for {
+		b, err := f.Source.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := retry(ctx, store, f.Logger, f.RetryDelay, func() error { return f.Sink.Write(store, b.Records...) }); err != nil {
+			return err
+		}
+		if err := b.Ack(store); err != nil {
+			return err
+		}
+		if f.Observe != nil {
+			f.Observe(b.Records)
+		}
+	}
+}
+
+type metrics struct {
+	records, good, bad prometheus.Counter
+	enrichSeconds      prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		records:       prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_enrich_payloads_total", Help: "Raw collector payloads enriched."}),
+		good:          prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_enrich_good_total", Help: "Enriched events stored."}),
+		bad:           prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_enrich_bad_total", Help: "Bad rows produced by enrichment and stored."}),
+		enrichSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "furrow_enrich_batch_seconds", Help: "Time to enrich one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.records, m.good, m.bad, m.enrichSeconds} {
+			reg.MustRegister(c)
+		}
+	}
+	return m
+}
