@@ -40,4 +40,4 @@ type Source interface {
 type SinkFunc func(ctx context.Context, records ...[]byte) error
 
 func (f SinkFunc) Write(ctx context.Context, records ...[]byte) error { return f(ctx, records...) }
-func (f SinkFunc) Close(context.Context) error                       { return nil }
+func (f SinkFunc) Close(context.Context) error                        { return nil }
