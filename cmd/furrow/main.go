@@ -54,6 +54,7 @@ func loadConfig(name string, args []string, stderr io.Writer) (config.Config, er
 	outputTSV := fs.Bool("output-tsv", false, "also print enriched events to stdout as TSV")
 	noDuck := fs.Bool("no-duckdb", false, "do not load events into DuckDB")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	pprof := fs.String("pprof-listen", "", "serve Go's net/http/pprof profiles on this address (for diagnosis)")
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, err
 	}
@@ -84,6 +85,9 @@ func loadConfig(name string, args []string, stderr io.Writer) (config.Config, er
 	}
 	if *logLevel != "" {
 		cfg.LogLevel = *logLevel
+	}
+	if *pprof != "" {
+		cfg.PprofListen = *pprof
 	}
 	return cfg, cfg.Validate()
 }

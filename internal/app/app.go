@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,7 +127,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	if cfg.DuckDB.Enabled {
-		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Processor: proc, Logger: log, Registry: a.reg})
+		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, Processor: proc, Logger: log, Registry: a.reg})
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +195,7 @@ func (a *App) sinks() (good, bad stream.Sink) {
 // DrainTimeout), and everything is closed.
 func (a *App) Run(ctx context.Context) error {
 	good, bad := a.sinks()
-	rawSrc, err := a.raw.Source("enrich", a.cfg.Enrich.BatchSize, 8<<20)
+	rawSrc, err := a.raw.Source("enrich", a.cfg.Enrich.BatchSize, 32<<20)
 	if err != nil {
 		return err
 	}
@@ -223,6 +224,14 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return enr.Run(pipeCtx) })
 	g.Go(func() error { return fwd.Run(pipeCtx) })
 
+	if a.cfg.PprofListen != "" {
+		go func() {
+			a.log.Info("serving pprof", "addr", a.cfg.PprofListen)
+			if err := http.ListenAndServe(a.cfg.PprofListen, pprofMux()); err != nil {
+				a.log.Error("pprof", "err", err)
+			}
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	a.log.Info("furrow is running", "collector", "http://"+a.Addr(), "data_dir", a.cfg.DataDir,
@@ -316,4 +325,13 @@ func ParseLevel(s string) slog.Level {
 	var l slog.Level
 	l.UnmarshalText([]byte(strings.ToUpper(s)))
 	return l
+}
+
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }

@@ -38,6 +38,8 @@ type Config struct {
 	// DrainTimeout is how long a graceful stop waits for events already
 	// collected to be enriched and loaded.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// PprofListen serves Go's profiling endpoints on a separate address.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // LogConfig configures the embedded durable log.
@@ -70,6 +72,10 @@ type DuckDBConfig struct {
 	// Threads DuckDB may use; default 1, leaving the other cores to the
 	// collector.
 	Threads int `yaml:"threads"`
+	// Nice is the scheduling niceness of the loading thread (Linux, 0-19):
+	// under load, collection and enrichment come first and the durable
+	// log holds the backlog; default 10.
+	Nice int `yaml:"nice"`
 }
 
 // MicroConfig configures the Micro-compatible testing API.
@@ -86,8 +92,8 @@ func Default() Config {
 		LogLevel:     "info",
 		Collector:    collector.DefaultConfig(),
 		Log:          LogConfig{Fsync: wal.FsyncInterval, FsyncInterval: time.Second, SegmentBytes: 64 << 20},
-		Enrich:       EnrichConfig{BatchSize: 1000, MaxJSONDepth: 40},
-		DuckDB:       DuckDBConfig{Enabled: true, Schema: "atomic", Threads: 1},
+		Enrich:       EnrichConfig{BatchSize: 10000, MaxJSONDepth: 40},
+		DuckDB:       DuckDBConfig{Enabled: true, Schema: "atomic", Threads: 1, Nice: 10},
 		Micro:        MicroConfig{Enabled: true, MaxEvents: 10000},
 		DrainTimeout: 10 * time.Second,
 	}
@@ -147,6 +153,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DuckDB.Threads < 0 {
 		errs = append(errs, errors.New("duckdb.threads must not be negative"))
+	}
+	if c.DuckDB.Nice < 0 || c.DuckDB.Nice > 19 {
+		errs = append(errs, errors.New("duckdb.nice must be between 0 and 19"))
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain_timeout must not be negative"))

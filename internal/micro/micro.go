@@ -70,8 +70,8 @@ type Store struct {
 	max int
 
 	mu    sync.Mutex
-	good  []GoodEvent // oldest first; trimmed to max
-	bad   []BadEvent
+	good  []enrich.Good // oldest first; see keepLast
+	bad   [][]byte
 	goodN int
 	badN  int
 }
@@ -91,29 +91,37 @@ func strPtr(s string) *string {
 	return &s
 }
 
-// Observe records the results of processing, after they were stored.
+// Observe records the results of processing, after they were stored. It
+// only keeps references: the API's JSON is built when it is asked for, so
+// observing costs next to nothing under load.
 func (s *Store) Observe(good []enrich.Good, bad [][]byte) {
-	goods := make([]GoodEvent, 0, len(good))
-	for _, g := range good {
-		goods = append(goods, goodEvent(g))
-	}
-	bads := make([]BadEvent, 0, len(bad))
-	for _, b := range bad {
-		bads = append(bads, badEvent(b))
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.goodN += len(goods)
-	s.badN += len(bads)
-	s.good = trim(append(s.good, goods...), s.max)
-	s.bad = trim(append(s.bad, bads...), s.max)
+	s.goodN += len(good)
+	s.badN += len(bad)
+	s.good = keepLast(s.good, good, s.max)
+	s.bad = keepLast(s.bad, bad, s.max)
 }
 
-func trim[T any](l []T, max int) []T {
-	if len(l) <= max {
-		return l
+// keepLast appends add to l and keeps the last max elements. The slice is
+// compacted only when it has grown to twice max, so appends stay cheap.
+func keepLast[T any](l, add []T, max int) []T {
+	if len(add) >= max {
+		return append(l[:0:0], add[len(add)-max:]...)
 	}
-	return append(l[:0:0], l[len(l)-max:]...)
+	l = append(l, add...)
+	if len(l) >= 2*max {
+		l = append(l[:0:0], l[len(l)-max:]...)
+	}
+	return l
+}
+
+// window returns the retained elements, at most max, oldest first.
+func window[T any](l []T, max int) []T {
+	if len(l) > max {
+		return l[len(l)-max:]
+	}
+	return l
 }
 
 func goodEvent(g enrich.Good) GoodEvent {
@@ -208,10 +216,11 @@ type GoodFilter struct {
 // Good returns matching events, newest first.
 func (s *Store) Good(f GoodFilter) []GoodEvent {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	all := window(s.good, s.max)
+	s.mu.Unlock()
 	out := []GoodEvent{}
-	for i := len(s.good) - 1; i >= 0; i-- {
-		g := s.good[i]
+	for i := len(all) - 1; i >= 0; i-- {
+		g := goodEvent(all[i])
 		if f.EventType != "" && (g.EventType == nil || *g.EventType != f.EventType) {
 			continue
 		}
@@ -255,10 +264,11 @@ type BadFilter struct {
 // Bad returns matching bad rows, newest first.
 func (s *Store) Bad(f BadFilter) []BadEvent {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	all := window(s.bad, s.max)
+	s.mu.Unlock()
 	out := []BadEvent{}
-	for i := len(s.bad) - 1; i >= 0; i-- {
-		b := s.bad[i]
+	for i := len(all) - 1; i >= 0; i-- {
+		b := badEvent(all[i])
 		if (f.Vendor != "" && b.vendor != f.Vendor) || (f.Version != "" && b.ver != f.Version) {
 			continue
 		}

@@ -1,6 +1,7 @@
 // Package pipeline moves records between stages: it reads batches from a
-// source, processes them, writes the results to sinks and acknowledges the
-// batch only once every output is stored. Batches flow through bounded
+// source, processes them, writes the results to sinks and acknowledges
+// batches only once every output is stored (written, and flushed for
+// buffering sinks). Batches flow through bounded
 // channels, so a slow sink holds back reading (the durable log absorbs the
 // difference) instead of growing memory.
 package pipeline
@@ -19,7 +20,8 @@ import (
 	"github.com/furrow-io/furrow/internal/stream"
 )
 
-// Observer sees results after they are stored (Micro's store, stdout).
+// Observer sees results once they are handed to the sinks (Micro's
+// store, stdout).
 type Observer interface {
 	Observe(good []enrich.Good, bad [][]byte)
 }
@@ -38,6 +40,14 @@ type Enrich struct {
 	// it doubles up to 30 s. Writes are retried until they succeed or the
 	// pipeline stops, so nothing is acknowledged unstored.
 	RetryDelay time.Duration
+	// Buffering sinks (stream.Flusher) are flushed, and the batches written
+	// since acknowledged, when FlushRecords records are pending, when the
+	// oldest pending one waited FlushInterval, or when no batch followed
+	// within IdleFlush. Under load that makes few large loads; when quiet,
+	// events are stored within IdleFlush.
+	FlushRecords  int           // default 122880
+	FlushInterval time.Duration // default 5s
+	IdleFlush     time.Duration // default 50ms
 }
 
 type enriched struct {
@@ -58,6 +68,15 @@ func (p *Enrich) Run(ctx context.Context) error {
 	}
 	if p.RetryDelay <= 0 {
 		p.RetryDelay = 100 * time.Millisecond
+	}
+	if p.FlushRecords <= 0 {
+		p.FlushRecords = 122880
+	}
+	if p.FlushInterval <= 0 {
+		p.FlushInterval = 5 * time.Second
+	}
+	if p.IdleFlush <= 0 {
+		p.IdleFlush = 50 * time.Millisecond
 	}
 	m := newMetrics(p.Registry)
 	parent := ctx
@@ -95,7 +114,48 @@ func (p *Enrich) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	for w := range work {
+	var (
+		pending      *stream.Batch // newest batch written but not acknowledged
+		pendingCount int
+		oldest       time.Time
+		timer        = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	flush := func() error {
+		if pending == nil {
+			return nil
+		}
+		timer.Stop()
+		for _, sink := range []stream.Sink{p.Good, p.Bad} {
+			if err := retry(parent, store, p.Logger, p.RetryDelay, func() error { return stream.Flush(store, sink) }); err != nil {
+				return err
+			}
+		}
+		// Acknowledging the newest batch covers every batch before it.
+		if err := pending.Ack(store); err != nil {
+			return err
+		}
+		m.records.Add(float64(pendingCount))
+		pending, pendingCount = nil, 0
+		return nil
+	}
+	for {
+		var w enriched
+		var ok bool
+		select {
+		case w, ok = <-work:
+		case <-timer.C:
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		if !ok {
+			if err := flush(); err != nil {
+				return err
+			}
+			break
+		}
 		lines := make([][]byte, len(w.good))
 		for i, g := range w.good {
 			lines[i] = g.TSV
@@ -106,15 +166,23 @@ func (p *Enrich) Run(ctx context.Context) error {
 		if err := p.write(parent, store, p.Good, lines); err != nil {
 			return fail(err)
 		}
-		if err := w.batch.Ack(store); err != nil {
-			return fail(err)
-		}
 		m.good.Add(float64(len(w.good)))
 		m.bad.Add(float64(len(w.bad)))
-		m.records.Add(float64(len(w.batch.Records)))
 		for _, o := range p.Observers {
 			o.Observe(w.good, w.bad)
 		}
+		if pending == nil {
+			oldest = time.Now()
+		}
+		pending = w.batch
+		pendingCount += len(w.batch.Records)
+		if pendingCount >= p.FlushRecords || time.Since(oldest) >= p.FlushInterval {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		timer.Reset(min(p.IdleFlush, p.FlushInterval-time.Since(oldest)))
 	}
 	return <-readErr
 }
@@ -209,7 +277,12 @@ func (f *Forward) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		if err := retry(ctx, store, f.Logger, f.RetryDelay, func() error { return f.Sink.Write(store, b.Records...) }); err != nil {
+		if err := retry(ctx, store, f.Logger, f.RetryDelay, func() error {
+			if err := f.Sink.Write(store, b.Records...); err != nil {
+				return err
+			}
+			return stream.Flush(store, f.Sink)
+		}); err != nil {
 			return err
 		}
 		if err := b.Ack(store); err != nil {
@@ -228,7 +301,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	m := metrics{
-		records:       prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_enrich_payloads_total", Help: "Raw collector payloads enriched."}),
+		records:       prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_enrich_payloads_total", Help: "Raw collector payloads enriched, stored and acknowledged."}),
 		good:          prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_enrich_good_total", Help: "Enriched events stored."}),
 		bad:           prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_enrich_bad_total", Help: "Bad rows produced by enrichment and stored."}),
 		enrichSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "furrow_enrich_batch_seconds", Help: "Time to enrich one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),

@@ -7,10 +7,26 @@ import "context"
 
 // Sink stores records. Write returns only when the records are durable
 // in the sink's own terms (written to the log, committed to the database,
-// acknowledged by the broker), so the caller may acknowledge its input.
+// acknowledged by the broker), so the caller may acknowledge its input;
+// for a sink that is also a Flusher, only once Flush has returned.
 type Sink interface {
 	Write(ctx context.Context, records ...[]byte) error
 	Close(ctx context.Context) error
+}
+
+// Flusher is implemented by sinks that buffer: their writes are durable
+// only once Flush returns. Buffering lets a warehouse load large batches,
+// which costs far less per event than many small ones.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// Flush flushes s if it buffers.
+func Flush(ctx context.Context, s Sink) error {
+	if f, ok := s.(Flusher); ok {
+		return f.Flush(ctx)
+	}
+	return nil
 }
 
 // Healthy is implemented by sinks that can tell whether writes currently

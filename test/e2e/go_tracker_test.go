@@ -29,6 +29,10 @@ func TestGoTracker(t *testing.T) {
 			sp.RequireStorage(*memory.Init()),
 			sp.OptionRequestType(method),
 			sp.OptionProtocol("http"),
+			// The tracker's default client copies http.DefaultTransport by
+			// value, which shares its connection maps with DefaultTransport
+			// and trips the race detector; give it its own transport.
+			sp.OptionHttpClient(&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}),
 			sp.OptionCallback(func(ok, failed []sp.CallbackResult) {
 				for _, r := range ok {
 					results <- r.Status

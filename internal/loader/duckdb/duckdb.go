@@ -4,6 +4,7 @@
 package duckdb
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -28,9 +29,13 @@ import (
 
 // Options configures the store.
 type Options struct {
-	Path      string // database file
-	Schema    string // default "atomic"
-	Threads   int    // DuckDB worker threads; 0 lets DuckDB decide
+	Path    string // database file
+	Schema  string // default "atomic"
+	Threads int    // DuckDB worker threads; 0 lets DuckDB decide
+	// Nice lowers the scheduling priority of the thread that loads (Linux
+	// niceness, 0-19), so loading yields the CPU to collection. It is
+	// most effective with Threads = 1, where DuckDB works on that thread.
+	Nice      int
 	Processor badrows.Processor
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
@@ -44,8 +49,13 @@ type Store struct {
 	proc   badrows.Processor
 	log    *slog.Logger
 
-	mu  sync.Mutex
-	seq int
+	mu      sync.Mutex
+	seq     int
+	events  *staging
+	badRows *staging
+
+	jobs chan func()
+	done chan struct{}
 
 	loaded, parseErrors, badLoaded prometheus.Counter
 }
@@ -93,7 +103,40 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	// Whatever was staged before a crash was never acknowledged: it will
+	// be enriched again, so the staging files start empty.
+	if s.events, err = openStaging(filepath.Join(tmp, "events.tsv")); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	if s.badRows, err = openStaging(filepath.Join(tmp, "bad_rows.tsv")); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	s.jobs, s.done = make(chan func()), make(chan struct{})
+	started := make(chan error, 1)
+	go s.worker(o.Nice, started)
+	if err := <-started; err != nil {
+		s.log.Warn("duckdb: could not lower the loader's priority", "err", err)
+	}
 	return s, nil
+}
+
+// worker runs every COPY on one OS thread, at lowered priority.
+func (s *Store) worker(nice int, started chan<- error) {
+	defer close(s.done)
+	started <- lockNiceThread(nice)
+	for job := range s.jobs {
+		job()
+	}
+}
+
+// run executes f on the loader thread. Only database calls go there:
+// Go code on a low-priority thread would hold up the Go scheduler.
+func (s *Store) run(f func() error) error {
+	errc := make(chan error, 1)
+	s.jobs <- func() { errc <- f() }
+	return <-errc
 }
 
 // DB exposes the database for queries.
@@ -156,22 +199,24 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Good returns the sink for enriched TSV lines.
+// Good returns the sink for enriched TSV lines. Writes are staged on disk
+// and loaded by Flush, in one COPY however many batches were written.
 func (s *Store) Good() stream.Sink { return goodSink{s} }
 
-// Bad returns the sink for bad rows (self-describing JSON).
+// Bad returns the sink for bad rows (self-describing JSON); staged and
+// loaded like Good.
 func (s *Store) Bad() stream.Sink { return badSink{s} }
 
 type goodSink struct{ s *Store }
 
-func (g goodSink) Write(ctx context.Context, lines ...[]byte) error {
-	return g.s.loadEvents(ctx, lines)
-}
-func (g goodSink) Close(context.Context) error { return nil }
+func (g goodSink) Write(ctx context.Context, lines ...[]byte) error { return g.s.stageEvents(lines) }
+func (g goodSink) Flush(ctx context.Context) error                  { return g.s.Flush(ctx) }
+func (g goodSink) Close(context.Context) error                      { return nil }
 
 type badSink struct{ s *Store }
 
-func (b badSink) Write(ctx context.Context, rows ...[]byte) error { return b.s.loadBad(ctx, rows) }
+func (b badSink) Write(ctx context.Context, rows ...[]byte) error { return b.s.stageBad(rows) }
+func (b badSink) Flush(ctx context.Context) error                 { return b.s.Flush(ctx) }
 func (b badSink) Close(context.Context) error                     { return nil }
 
 var eventColumns = func() string {
@@ -182,38 +227,170 @@ var eventColumns = func() string {
 	return strings.Join(names, ", ")
 }()
 
-const copyOptions = `(FORMAT csv, DELIMITER '\t', HEADER false, QUOTE '', ESCAPE '', NULLSTR '', AUTO_DETECT false)`
+const (
+	copyOptions    = `(FORMAT csv, DELIMITER '\t', HEADER false, QUOTE '', ESCAPE '', NULLSTR '', AUTO_DETECT false)`
+	badRowsColumns = "schema, failure_type, payload"
+)
 
-// loadEvents checks the lines, loads the valid ones with one COPY, and
-// stores loader_parsing_error bad rows for the others.
-func (s *Store) loadEvents(ctx context.Context, lines [][]byte) error {
-	valid := make([][]byte, 0, len(lines))
-	var bad [][]byte
+// staging is a TSV file of rows waiting for the next COPY.
+type staging struct {
+	path  string
+	f     *os.File
+	w     *bufio.Writer
+	lines int
+}
+
+func openStaging(path string) (*staging, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return &staging{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+func (st *staging) add(line []byte) error {
+	st.lines++
+	if _, err := st.w.Write(line); err != nil {
+		return err
+	}
+	return st.w.WriteByte('\n')
+}
+
+func (st *staging) reset() error {
+	st.w.Reset(st.f)
+	st.lines = 0
+	if err := st.f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := st.f.Seek(0, 0)
+	return err
+}
+
+func (st *staging) close() error {
+	st.f.Close()
+	return os.Remove(st.path)
+}
+
+// Pending returns the number of staged events and bad rows.
+func (s *Store) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.events.lines + s.badRows.lines
+}
+
+// stageEvents checks lines and stages the valid ones; the others become
+// loader_parsing_error bad rows.
+func (s *Store) stageEvents(lines [][]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, l := range lines {
 		l = bytes.TrimRight(l, "\r\n")
 		if err := event.Check(l); err != nil {
-			bad = append(bad, parsingError(s.proc, err, l))
+			s.parseErrors.Inc()
+			if err := s.badRows.add(badRowLine(parsingError(s.proc, err, l))); err != nil {
+				return err
+			}
 			continue
 		}
-		valid = append(valid, l)
+		if err := s.events.add(l); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func (s *Store) stageBad(rows [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(valid) > 0 {
-		rejected, err := s.copyBisect(ctx, "events", eventColumns, valid)
+	for _, r := range rows {
+		if err := s.badRows.add(badRowLine(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush loads everything staged, events then bad rows, each in one COPY
+// (one transaction). Lines the database rejects are isolated and stored
+// as bad rows; nothing is dropped.
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.events.lines > 0 {
+		n := s.events.lines
+		rejected, err := s.loadStaged(ctx, s.events, "events", eventColumns)
 		if err != nil {
 			return err
 		}
 		for _, r := range rejected {
-			bad = append(bad, parsingError(s.proc, r.err, r.line))
+			s.parseErrors.Inc()
+			if err := s.badRows.add(badRowLine(parsingError(s.proc, r.err, r.line))); err != nil {
+				return err
+			}
 		}
-		s.loaded.Add(float64(len(valid) - len(rejected)))
+		s.loaded.Add(float64(n - len(rejected)))
 	}
-	if len(bad) > 0 {
-		s.parseErrors.Add(float64(len(bad)))
-		return s.loadBadLocked(ctx, bad)
+	if s.badRows.lines > 0 {
+		n := s.badRows.lines
+		rejected, err := s.loadStaged(ctx, s.badRows, "bad_rows", badRowsColumns)
+		if err != nil {
+			return err
+		}
+		for _, r := range rejected {
+			// Not JSON at all: keep it, wrapped in a generic_error.
+			wrapped := badrows.GenericError(s.proc, time.Now(), []string{"bad row is not valid JSON: " + r.err.Error()}, string(r.line))
+			if err := s.copyLines(ctx, "bad_rows", badRowsColumns, [][]byte{badRowLine(wrapped)}); err != nil {
+				return err
+			}
+		}
+		s.badLoaded.Add(float64(n))
 	}
 	return nil
+}
+
+// loadStaged COPYs a staging file and empties it. If the database rejects
+// the file, its lines are loaded by halves to isolate the bad ones, which
+// are returned.
+func (s *Store) loadStaged(ctx context.Context, st *staging, table, columns string) ([]rejectedLine, error) {
+	if err := st.w.Flush(); err != nil {
+		return nil, err
+	}
+	err := s.copyFile(ctx, table, columns, st.path)
+	if err != nil {
+		if ctx.Err() != nil || !isDataError(err) {
+			return nil, err
+		}
+		content, rerr := os.ReadFile(st.path)
+		if rerr != nil {
+			return nil, rerr
+		}
+		lines := bytes.Split(bytes.TrimSuffix(content, []byte("\n")), []byte("\n"))
+		rejected, err := s.copyBisect(ctx, table, columns, lines)
+		if err != nil {
+			return nil, err
+		}
+		return rejected, st.reset()
+	}
+	return nil, st.reset()
+}
+
+// badRowLine is a bad_rows staging line: schema, type, JSON.
+func badRowLine(r []byte) []byte {
+	schema := badRowSchema(r)
+	if bytes.ContainsAny(r, "\t\n\r") {
+		var c bytes.Buffer
+		if err := json.Compact(&c, r); err == nil {
+			r = c.Bytes()
+		} else {
+			r = []byte(strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(string(r)))
+		}
+	}
+	line := make([]byte, 0, len(schema)*2+len(r)+2)
+	line = append(line, schema...)
+	line = append(line, '\t')
+	line = append(line, badrows.Name(schema)...)
+	line = append(line, '\t')
+	return append(line, r...)
 }
 
 func parsingError(p badrows.Processor, err error, line []byte) []byte {
@@ -302,50 +479,16 @@ func (s *Store) copyLines(ctx context.Context, table, columns string, lines [][]
 	if err := f.Close(); err != nil {
 		return err
 	}
+	return s.copyFile(ctx, table, columns, path)
+}
+
+// copyFile loads a TSV file with one COPY, on the loader thread.
+func (s *Store) copyFile(ctx context.Context, table, columns, path string) error {
 	q := fmt.Sprintf("COPY %s.%s (%s) FROM '%s' %s", quoteIdent(s.schema), table, columns, strings.ReplaceAll(path, "'", "''"), copyOptions)
-	_, err = s.db.ExecContext(ctx, q)
-	return err
-}
-
-// loadBad stores bad rows with their schema and type.
-func (s *Store) loadBad(ctx context.Context, rows [][]byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.loadBadLocked(ctx, rows)
-}
-
-func (s *Store) loadBadLocked(ctx context.Context, rows [][]byte) error {
-	lines := make([][]byte, 0, len(rows))
-	for _, r := range rows {
-		schema := badRowSchema(r)
-		if bytes.ContainsAny(r, "\t\n\r") {
-			var c bytes.Buffer
-			if err := jsonCompact(&c, r); err == nil {
-				r = c.Bytes()
-			}
-		}
-		line := make([]byte, 0, len(schema)*2+len(r)+2)
-		line = append(line, schema...)
-		line = append(line, '\t')
-		line = append(line, badrows.Name(schema)...)
-		line = append(line, '\t')
-		line = append(line, r...)
-		lines = append(lines, line)
-	}
-	rejected, err := s.copyBisect(ctx, "bad_rows", "schema, failure_type, payload", lines)
-	if err != nil {
+	return s.run(func() error {
+		_, err := s.db.ExecContext(ctx, q)
 		return err
-	}
-	for _, r := range rejected {
-		// Not JSON at all: keep it, wrapped in a generic_error.
-		wrapped := badrows.GenericError(s.proc, time.Now(), []string{"bad row is not valid JSON: " + r.err.Error()}, string(r.line))
-		line := append([]byte(badrows.SchemaGenericError+"\tgeneric_error\t"), wrapped...)
-		if err := s.copyLines(ctx, "bad_rows", "schema, failure_type, payload", [][]byte{line}); err != nil {
-			return err
-		}
-	}
-	s.badLoaded.Add(float64(len(rows)))
-	return nil
+	})
 }
 
 // badRowSchema reads the schema URI of a bad row without decoding it all.
@@ -363,16 +506,20 @@ func badRowSchema(row []byte) string {
 	return string(rest[:j])
 }
 
-// Close checkpoints and closes the database.
+// Close loads what is staged, checkpoints and closes the database. No
+// writes may follow.
 func (s *Store) Close(ctx context.Context) error {
+	ferr := s.Flush(ctx)
+	close(s.jobs)
+	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.events.close()
+	s.badRows.close()
 	_, cerr := s.db.ExecContext(ctx, "CHECKPOINT")
 	if err := s.db.Close(); err != nil {
 		return err
 	}
 	os.RemoveAll(s.tmpDir)
-	return cerr
+	return errors.Join(ferr, cerr)
 }
-
-func jsonCompact(dst *bytes.Buffer, src []byte) error { return json.Compact(dst, src) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/event"
+	"github.com/furrow-io/furrow/internal/stream"
 )
 
 var proc = badrows.Processor{Artifact: "furrow", Version: "0.0.0"}
@@ -49,6 +50,17 @@ func TestLoadEventsTyped(t *testing.T) {
 	tooFew := []byte("a\tb\tc")
 	badType := line(map[int]string{event.TxnID: "forty-two", event.BrCookies: "yes"})
 	if err := s.Good().Write(ctx, good, tooFew, badType); err != nil {
+		t.Fatal(err)
+	}
+	if s.Pending() != 3 {
+		t.Fatalf("%d pending", s.Pending())
+	}
+	var before int
+	s.DB().QueryRow(`SELECT count(*) FROM atomic.events`).Scan(&before)
+	if before != 0 {
+		t.Fatal("events visible before Flush")
+	}
+	if err := s.Good().(stream.Flusher).Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var (
@@ -105,6 +117,22 @@ func TestLoadEventsTyped(t *testing.T) {
 	}
 }
 
+func TestCloseLoadsStaged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.duckdb")
+	s := open(t, path)
+	s.Good().Write(context.Background(), line(nil))
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close(context.Background())
+	var n int
+	s.DB().QueryRow(`SELECT count(*) FROM atomic.events`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d events", n)
+	}
+}
+
 func TestBisectIsolatesRejectedLines(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
 	defer s.Close(context.Background())
@@ -136,6 +164,9 @@ func TestLoadBadRows(t *testing.T) {
 	sv := badrows.SizeViolation(proc, time.Now(), 10, 20, "too big", "CollectorPayload(...)")
 	pretty := []byte("{\n\t\"schema\": \"iglu:com.snowplowanalytics.snowplow.badrows/generic_error/jsonschema/1-0-0\",\n\t\"data\": {}\n}")
 	if err := s.Bad().Write(context.Background(), sv, pretty, []byte("not json at all")); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Flush(context.Background(), s.Bad()); err != nil {
 		t.Fatal(err)
 	}
 	rows, _ := s.DB().Query(`SELECT failure_type FROM atomic.bad_rows ORDER BY failure_type`)
@@ -181,7 +212,10 @@ func BenchmarkLoad(b *testing.B) {
 		if err := s.Good().Write(context.Background(), lines...); err != nil {
 			b.Fatal(err)
 		}
+		if err := s.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
-var benchBatch = 1000
+var benchBatch = 10000

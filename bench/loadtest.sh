@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Load test: furrow against a bare net/http pixel server, on this machine,
+# in one run. Reports requests/s and p99 latency from wrk for each, and for
+# furrow the end-to-end rate: events collected, enriched and loaded into
+# DuckDB per second, from the first request until the last event is loaded.
+#
+#   bench/loadtest.sh                 # 20 s per scenario, 32 connections
+#   DURATION=60s CONNS=64 bench/loadtest.sh
+set -euo pipefail
+
+DURATION=${DURATION:-20s}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-1}
+BARE_ADDR=127.0.0.1:9099
+FURROW_ADDR=127.0.0.1:9098
+
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building..." >&2
+go build -o "$work/furrow" ./cmd/furrow
+go build -o "$work/barepixel" ./bench/barepixel
+
+wait_port() {
+  for _ in $(seq 100); do
+    curl -fs "http://$1/health" >/dev/null 2>&1 && return 0
+    curl -fs "http://$1/i" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "server on $1 did not start" >&2; exit 1
+}
+
+# to_ms converts wrk's latency (e.g. 812.00us, 3.21ms, 1.02s) to ms.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000; else if (v ~ /m$/) n = n * 60000
+    printf "%.2f", n }'
+}
+
+# run_wrk NAME URL SCRIPT: runs wrk and sets REQS, RPS, P99, ERRS.
+run_wrk() {
+  local out="$work/$1.txt"
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$3" "$2" >"$out"
+  REQS=$(awk '/requests in/ {print $1}' "$out")
+  RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+  P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+  ERRS=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out")
+  ERRS=${ERRS:-0}
+  local sockerr
+  sockerr=$(grep -o 'Socket errors:.*' "$out" || true)
+  [ -n "$sockerr" ] && echo "  $1: $sockerr" >&2
+  return 0
+}
+
+micro_total() {
+  curl -fs "http://$FURROW_ADDR/micro/all" | sed 's/.*"total":\([0-9]*\).*/\1/'
+}
+
+# wait_loaded TARGET START_NS: waits until Micro has seen TARGET events,
+# and sets E2E_SECS to the time since START_NS.
+wait_loaded() {
+  while [ "$(micro_total)" -lt "$1" ]; do sleep 0.05; done
+  E2E_SECS=$(awk -v a="$2" -v b="$(date +%s%N)" 'BEGIN {printf "%.2f", (b - a) / 1e9}')
+}
+
+results=()
+row() { results+=("$(printf '| %-28s | %9s | %8s | %6s | %s |' "$@")"); }
+
+echo "bare net/http pixel server..." >&2
+"$work/barepixel" -listen "$BARE_ADDR" & pids+=($!)
+wait_port "$BARE_ADDR"
+run_wrk bare-get "http://$BARE_ADDR" bench/pixel.lua
+BARE_GET_RPS=$RPS; row "bare net/http, GET pixel" "$RPS" "$P99" "$ERRS" "-"
+run_wrk bare-post "http://$BARE_ADDR" bench/post.lua
+BARE_POST_RPS=$RPS; row "bare net/http, POST 5 events" "$RPS" "$P99" "$ERRS" "-"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+
+echo "furrow run (collector + log + enrich + DuckDB + Micro)..." >&2
+"$work/furrow" run --listen "$FURROW_ADDR" --data-dir "$work/data" --log-level warn & pids+=($!)
+wait_port "$FURROW_ADDR"
+
+start=$(date +%s%N)
+run_wrk furrow-get "http://$FURROW_ADDR" bench/pixel.lua
+collected=$(( REQS - ERRS ))
+wait_loaded "$collected" "$start"
+row "furrow, GET pixel" "$RPS" "$P99" "$ERRS" "$(awk -v n="$collected" -v s="$E2E_SECS" 'BEGIN {printf "%.0f ev/s (%d events in %ss)", n / s, n, s}')"
+FURROW_GET_RPS=$RPS
+
+base=$(micro_total)
+start=$(date +%s%N)
+run_wrk furrow-post "http://$FURROW_ADDR" bench/post.lua
+events=$(( (REQS - ERRS) * 5 ))
+wait_loaded $(( base + events )) "$start"
+row "furrow, POST 5 events" "$RPS" "$P99" "$ERRS" "$(awk -v n="$events" -v s="$E2E_SECS" 'BEGIN {printf "%.0f ev/s (%d events in %ss)", n / s, n, s}')"
+FURROW_POST_RPS=$RPS
+
+echo
+echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); wrk -t$THREADS -c$CONNS -d$DURATION on the same machine"
+echo
+echo "| scenario                     | req/s     | p99 ms   | non-2xx | end to end (collected + enriched + loaded) |"
+echo "|------------------------------|-----------|----------|--------|----------|"
+printf '%s\n' "${results[@]}"
+echo
+awk -v a="$FURROW_GET_RPS" -v b="$BARE_GET_RPS" -v c="$FURROW_POST_RPS" -v d="$BARE_POST_RPS" \
+  'BEGIN {printf "furrow/bare throughput: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
