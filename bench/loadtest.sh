@@ -86,7 +86,7 @@ BARE_POST_RPS=$RPS; row "bare net/http, POST 5 events" "$RPS" "$P99" "$ERRS" "-"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
 echo "furrow run (collector + log + enrich + DuckDB + Micro)..." >&2
-"$work/furrow" run --listen "$FURROW_ADDR" --data-dir "$work/data" --log-level warn & pids+=($!)
+"$work/furrow" run --listen "$FURROW_ADDR" --data-dir "$work/data" --log-level warn ${FURROW_CONFIG:+--config "$FURROW_CONFIG"} & pids+=($!)
 wait_port "$FURROW_ADDR"
 
 start=$(date +%s%N)

@@ -3,17 +3,64 @@
 package analytics
 
 import (
+	"math"
+	"strconv"
+	"time"
+
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/jsonx"
 )
 
 // isoTimestamp converts "yyyy-MM-dd HH:mm:ss.SSS" to ISO-8601 with Z.
+// Other spellings event.Check accepts are parsed and rewritten; what
+// does not parse becomes null.
 func isoTimestamp(dst []byte, v []byte) []byte {
+	if len(v) == 23 && v[4] == '-' && v[7] == '-' && v[10] == ' ' && v[13] == ':' && v[16] == ':' && v[19] == '.' {
+		dst = append(dst, '"')
+		dst = append(dst, v[:10]...)
+		dst = append(dst, 'T')
+		dst = append(dst, v[11:]...)
+		return append(dst, 'Z', '"')
+	}
+	t, err := time.Parse(event.TimestampLayout, string(v))
+	if err != nil {
+		return append(dst, "null"...)
+	}
 	dst = append(dst, '"')
-	dst = append(dst, v[:10]...)
-	dst = append(dst, 'T')
-	dst = append(dst, v[11:]...)
-	return append(dst, 'Z', '"')
+	dst = t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+	return append(dst, '"')
+}
+
+// number appends a numeric column as a JSON number. Values that are
+// numbers to Go but not to JSON ("007", "+1", "1e5" as an int, "0x1p-2")
+// are rewritten; NaN, infinities and unparseable values become null.
+func number(dst []byte, v []byte, integer bool) []byte {
+	if jsonx.IsNumber(v) && (!integer || !containsAny(v, ".eE")) {
+		return append(dst, v...)
+	}
+	if integer {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return append(dst, "null"...)
+		}
+		return strconv.AppendInt(dst, n, 10)
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+func containsAny(v []byte, chars string) bool {
+	for _, c := range v {
+		for i := 0; i < len(chars); i++ {
+			if c == chars[i] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // AppendEventJSON appends the Scala Analytics SDK's JSON of an enriched
@@ -45,7 +92,7 @@ func AppendEventJSON(dst []byte, line []byte) ([]byte, error) {
 		}
 		switch f.Type {
 		case event.Int, event.Double:
-			dst = append(dst, v...)
+			dst = number(dst, v, f.Type == event.Int)
 		case event.Bool:
 			if v[0] == '1' {
 				dst = append(dst, "true"...)
@@ -53,10 +100,6 @@ func AppendEventJSON(dst []byte, line []byte) ([]byte, error) {
 				dst = append(dst, "false"...)
 			}
 		case event.Timestamp:
-			if len(v) < 19 {
-				dst = append(dst, "null"...)
-				continue
-			}
 			dst = isoTimestamp(dst, v)
 		case event.JSON:
 			dst = append(dst, v...)

@@ -56,7 +56,8 @@ type EnrichConfig struct {
 	Resolver string `yaml:"resolver"`
 	// IgluDirs are static repositories on disk (each holding schemas/),
 	// searched before Iglu Central.
-	IgluDirs      []string       `yaml:"iglu_dirs"`
+	IgluDirs []string `yaml:"iglu_dirs"`
+	// Workers enrich in parallel; default half the CPUs, at least 1.
 	Workers       int            `yaml:"workers"`
 	BatchSize     int            `yaml:"batch_size"`
 	MaxJSONDepth  int            `yaml:"max_json_depth"`

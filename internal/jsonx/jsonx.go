@@ -128,6 +128,15 @@ func literal(b []byte, i int, lit string) (int, error) {
 	return 0, ErrSyntax
 }
 
+// IsNumber reports whether b is exactly one JSON number.
+func IsNumber(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	end, err := scanNumber(b, 0)
+	return err == nil && end == len(b)
+}
+
 func scanNumber(b []byte, i int) (int, error) {
 	if b[i] == '-' {
 		i++

@@ -32,7 +32,8 @@ type Enrich struct {
 	Enricher  *enrich.Enricher
 	Good, Bad stream.Sink
 	Observers []Observer
-	// Workers enrich each batch in parallel; default GOMAXPROCS.
+	// Workers enrich each batch in parallel; default half of GOMAXPROCS
+	// (at least 1), leaving the rest to the collector and the loader.
 	Workers  int
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -61,7 +62,7 @@ type enriched struct {
 // returns nil.
 func (p *Enrich) Run(ctx context.Context) error {
 	if p.Workers <= 0 {
-		p.Workers = runtime.GOMAXPROCS(0)
+		p.Workers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
