@@ -4,12 +4,12 @@
 # furrow the end-to-end rate: events collected, enriched and loaded into
 # DuckDB per second, from the first request until the last event is loaded.
 #
-#   bench/loadtest.sh                 # 20 s per scenario, 32 connections
+#   bench/loadtest.sh                 # 20 s per scenario, 64 connections
 #   DURATION=60s CONNS=64 bench/loadtest.sh
 set -euo pipefail
 
 DURATION=${DURATION:-20s}
-CONNS=${CONNS:-32}
+CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 BARE_ADDR=127.0.0.1:9099
 FURROW_ADDR=127.0.0.1:9098

@@ -24,6 +24,7 @@ const usage = `furrow: a Snowplow-compatible event pipeline in one binary.
 Usage:
   furrow run [flags]      collect, enrich and load events (embedded defaults)
   furrow config [flags]   print the effective configuration as YAML
+  furrow sql [flags] SQL  query the DuckDB warehouse (while furrow is stopped)
   furrow version          print the version
 
 Run 'furrow run -h' for the flags.
@@ -112,6 +113,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		enc := yaml.NewEncoder(stdout)
 		enc.SetIndent(2)
 		return enc.Encode(cfg)
+	case "sql":
+		err := runSQL(ctx, args[1:], stdout, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
 	case "run":
 		cfg, err := loadConfig("run", args[1:], stderr)
 		if err != nil {

@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -190,32 +191,38 @@ func TestEventsDDL(t *testing.T) {
 	}
 }
 
+// BenchmarkLoad loads page views in batches of the sizes the pipeline
+// flushes: small when traffic is light, FlushRecords (122880, one DuckDB
+// row group) under load.
 func BenchmarkLoad(b *testing.B) {
-	s := open(b, filepath.Join(b.TempDir(), "f.duckdb"))
-	defer s.Close(context.Background())
-	l := line(map[int]string{
-		event.AppID: "shop", event.Platform: "web", event.Event: "page_view", event.PageURL: "https://shop.example.com/a?b=c",
-		event.PageURLHost: "shop.example.com", event.PageURLScheme: "https", event.PageURLPort: "443", event.PageURLPath: "/a",
-		event.UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", event.NetworkUserID: "6f1d3a52-6c43-4c4b-9b55-3c2a8f6c1d20",
-		event.UserIPAddress: "203.0.113.9", event.DvceCreatedTstamp: "2026-01-02 03:04:04.000", event.DerivedTstamp: "2026-01-02 03:04:04.000",
-		event.EtlTstamp: "2026-01-02 03:04:06.000", event.EventVendor: "com.snowplowanalytics.snowplow", event.EventName: "page_view",
-		event.EventFormat: "jsonschema", event.EventVersion: "1-0-0", event.BrViewwidth: "1200", event.BrViewheight: "800",
-		event.Contexts: `{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":[{"schema":"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":"0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77"}}]}`,
-	})
-	batch := benchBatch
-	lines := make([][]byte, batch)
-	for i := range lines {
-		lines[i] = l
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i += batch {
-		if err := s.Good().Write(context.Background(), lines...); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Flush(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+	for _, batch := range []int{1000, 10000, 122880} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			s := open(b, filepath.Join(b.TempDir(), "f.duckdb"))
+			defer s.Close(context.Background())
+			vals := map[int]string{
+				event.AppID: "shop", event.Platform: "web", event.Event: "page_view", event.PageURL: "https://shop.example.com/a?b=c",
+				event.PageURLHost: "shop.example.com", event.PageURLScheme: "https", event.PageURLPort: "443", event.PageURLPath: "/a",
+				event.UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", event.NetworkUserID: "6f1d3a52-6c43-4c4b-9b55-3c2a8f6c1d20",
+				event.UserIPAddress: "203.0.113.9", event.DvceCreatedTstamp: "2026-01-02 03:04:04.000", event.DerivedTstamp: "2026-01-02 03:04:04.000",
+				event.EtlTstamp: "2026-01-02 03:04:06.000", event.EventVendor: "com.snowplowanalytics.snowplow", event.EventName: "page_view",
+				event.EventFormat: "jsonschema", event.EventVersion: "1-0-0", event.BrViewwidth: "1200", event.BrViewheight: "800",
+				event.Contexts: `{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":[{"schema":"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":"0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77"}}]}`,
+			}
+			lines := make([][]byte, batch)
+			for i := range lines {
+				vals[event.EventID] = fmt.Sprintf("8c3c4f36-8b3e-4c0c-9b0f-%012x", i)
+				lines[i] = line(vals)
+			}
+			b.ResetTimer()
+			for range b.N { // one op is one batch
+				if err := s.Good().Write(context.Background(), lines...); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Flush(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
+		})
 	}
 }
-
-var benchBatch = 10000

@@ -1,0 +1,37 @@
+# furrow — common tasks. `make test` is what CI runs (.ci/run).
+GO ?= go
+
+.PHONY: run test build bench fuzz loadtest golden
+
+run:
+	$(GO) run ./cmd/furrow run
+
+# Every test, with the race detector: unit, golden, fuzz seed corpora and
+# end to end (the built binary driven by real Snowplow trackers).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+build:
+	CGO_ENABLED=1 $(GO) build -o bin/furrow ./cmd/furrow
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+# Runs each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+FUZZ_TARGETS = payload:FuzzUnmarshal jsonx:FuzzDecode jsonx:FuzzQuote event:FuzzSplit \
+	analytics:FuzzAppendEventJSON iglu:FuzzParseSchemaKey iglu:FuzzParseSelfDescribing \
+	enrich:FuzzParseQuery enrich:FuzzProcess
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
+	  $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./internal/$$pkg; \
+	done
+
+loadtest:
+	bench/loadtest.sh
+
+# Rewrites the enricher's golden files after an intended change.
+golden:
+	$(GO) test ./internal/enrich -run TestGolden -update
