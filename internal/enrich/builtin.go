@@ -3,7 +3,6 @@ package enrich
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/furrow-io/furrow/internal/badrows"
 	ev "github.com/furrow-io/furrow/internal/event"
@@ -99,9 +98,9 @@ func derivedTimestamp(collector, created, sent, trueTs string) string {
 	if collector == "" || created == "" || sent == "" {
 		return collector
 	}
-	c, err1 := time.Parse(ev.TimestampLayout, collector)
-	cr, err2 := time.Parse(ev.TimestampLayout, created)
-	s, err3 := time.Parse(ev.TimestampLayout, sent)
+	c, err1 := ev.ParseTimestamp(collector)
+	cr, err2 := ev.ParseTimestamp(created)
+	s, err3 := ev.ParseTimestamp(sent)
 	if err1 != nil || err2 != nil || err3 != nil || !cr.Before(s) {
 		return collector
 	}

@@ -115,10 +115,13 @@ func tsvSafe(s string) string {
 
 // appendTimestamp formats t as yyyy-MM-dd HH:mm:ss.SSS (UTC).
 func appendTimestamp(b []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(b, ev.TimestampLayout)
+	return ev.AppendTimestamp(b, t)
 }
 
-func formatTimestamp(t time.Time) string { return string(appendTimestamp(nil, t)) }
+func formatTimestamp(t time.Time) string {
+	var buf [32]byte
+	return string(appendTimestamp(buf[:0], t))
+}
 
 // enrichedJSON renders all columns as the "enriched" object of a bad row:
 // integer columns as numbers, latitude and longitude as numbers, the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/furrow-io/furrow/internal/jsonx"
 )
@@ -93,7 +92,7 @@ func checkValue(i int, t Type, v []byte) string {
 			return "not a boolean (0 or 1)"
 		}
 	case Timestamp:
-		if _, err := time.Parse(TimestampLayout, s); err != nil {
+		if _, err := ParseTimestamp(s); err != nil {
 			return "not a timestamp (yyyy-MM-dd HH:mm:ss.SSS)"
 		}
 	case JSON:

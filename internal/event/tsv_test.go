@@ -3,8 +3,10 @@ package event
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	sdk "github.com/snowplow/snowplow-golang-analytics-sdk/analytics"
 )
@@ -143,4 +145,61 @@ func FuzzSplit(f *testing.F) {
 		}
 		Check(line) // must not panic
 	})
+}
+
+func TestAppendTimestamp(t *testing.T) {
+	times := []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 678_999_999, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 6, 1, 12, 0, 0, 5_000_000, time.FixedZone("x", 5*3600+1800)),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		times = append(times, time.Unix(r.Int64N(400e9)-100e9, r.Int64N(1e9)))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat([]byte("x"), TimestampLayout)
+		if got := AppendTimestamp([]byte("x"), tm); !bytes.Equal(got, want) {
+			t.Fatalf("%v: got %s, want %s", tm, got, want)
+		}
+	}
+}
+
+func BenchmarkAppendTimestamp(b *testing.B) {
+	tm := time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC)
+	buf := make([]byte, 0, 32)
+	b.Run("AppendTimestamp", func(b *testing.B) {
+		for range b.N {
+			buf = AppendTimestamp(buf[:0], tm)
+		}
+	})
+	b.Run("time.AppendFormat", func(b *testing.B) {
+		for range b.N {
+			buf = tm.UTC().AppendFormat(buf[:0], TimestampLayout)
+		}
+	})
+}
+
+func TestParseTimestamp(t *testing.T) {
+	values := []string{
+		"2026-01-02 03:04:05.678", "2024-02-29 00:00:00.000", "2023-02-29 00:00:00.000", "2026-04-31 00:00:00.000",
+		"2026-13-01 00:00:00.000", "2026-00-01 00:00:00.000", "2026-01-00 00:00:00.000", "2026-01-01 24:00:00.000",
+		"2026-01-01 23:60:00.000", "2026-01-01 23:59:60.000", "0000-01-01 00:00:00.000", "9999-12-31 23:59:59.999",
+		"2026-01-02 03:04:05", "2026-01-02 03:04:05.6", "2026-01-02 3:04:05,678", "2026-01-02T03:04:05.678",
+		"2026-01-0a 03:04:05.678", "", "x",
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 10000 {
+		values = append(values, string(AppendTimestamp(nil, time.Unix(r.Int64N(300e9), r.Int64N(1e9)))))
+	}
+	for _, v := range values {
+		want, wantErr := time.Parse(TimestampLayout, v)
+		got, err := ParseTimestamp(v)
+		if (err != nil) != (wantErr != nil) || !got.Equal(want) {
+			t.Errorf("%q: got %v, %v; want %v, %v", v, got, err, want, wantErr)
+		}
+	}
 }
