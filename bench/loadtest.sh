@@ -2,7 +2,7 @@
 # Load test: furrow against a bare net/http pixel server, on this machine,
 # in one run. Reports requests/s and p99 latency from wrk for each, and for
 # furrow the end-to-end rate: events collected, enriched and loaded into
-# DuckDB per second, from the first request until the last event is loaded.
+# DuckDB per second, from the first request until the last load committed.
 #
 #   bench/loadtest.sh                 # 20 s per scenario, 64 connections
 #   DURATION=60s CONNS=64 bench/loadtest.sh
@@ -66,13 +66,6 @@ micro_total() {
   curl -fs "http://$FURROW_ADDR/micro/all" | sed 's/.*"total":\([0-9]*\).*/\1/'
 }
 
-# wait_loaded TARGET START_NS: waits until Micro has seen TARGET events,
-# and sets E2E_SECS to the time since START_NS.
-wait_loaded() {
-  while [ "$(micro_total)" -lt "$1" ]; do sleep 0.05; done
-  E2E_SECS=$(awk -v a="$2" -v b="$(date +%s%N)" 'BEGIN {printf "%.2f", (b - a) / 1e9}')
-}
-
 results=()
 row() { results+=("$(printf '| %-28s | %9s | %8s | %6s | %s |' "$@")"); }
 
@@ -85,23 +78,38 @@ run_wrk bare-post "http://$BARE_ADDR" bench/post.lua
 BARE_POST_RPS=$RPS; row "bare net/http, POST 5 events" "$RPS" "$P99" "$ERRS" "-"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
+# furrow_scenario NAME SCRIPT EVENTS_PER_REQUEST: starts furrow on an empty
+# data directory, loads it with wrk, waits until Micro has seen every
+# accepted event, then stops furrow gracefully: it exits only after its
+# last DuckDB load has committed. End to end is the time from the first
+# request to that exit.
+furrow_scenario() {
+  local dir="$work/data-$1"
+  "$work/furrow" run --listen "$FURROW_ADDR" --data-dir "$dir" --log-level warn --config "$work/furrow.yaml" &
+  local pid=$!
+  pids+=("$pid")
+  wait_port "$FURROW_ADDR"
+  local start
+  start=$(date +%s%N)
+  run_wrk "$1" "http://$FURROW_ADDR" "$2"
+  local events=$(( (REQS - ERRS) * $3 ))
+  while [ "$(micro_total)" -lt "$events" ]; do sleep 0.05; done
+  kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+  E2E_SECS=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.2f", (b - a) / 1e9}')
+  E2E=$(awk -v n="$events" -v s="$E2E_SECS" 'BEGIN {printf "%.0f ev/s (%d events in %ss)", n / s, n, s}')
+}
+
+# The defaults, with a drain timeout long enough for any backlog; a
+# FURROW_CONFIG file replaces them.
+if [ -n "${FURROW_CONFIG:-}" ]; then cp "$FURROW_CONFIG" "$work/furrow.yaml"; else echo "drain_timeout: 10m" > "$work/furrow.yaml"; fi
+
 echo "furrow run (collector + log + enrich + DuckDB + Micro)..." >&2
-"$work/furrow" run --listen "$FURROW_ADDR" --data-dir "$work/data" --log-level warn ${FURROW_CONFIG:+--config "$FURROW_CONFIG"} & pids+=($!)
-wait_port "$FURROW_ADDR"
-
-start=$(date +%s%N)
-run_wrk furrow-get "http://$FURROW_ADDR" bench/pixel.lua
-collected=$(( REQS - ERRS ))
-wait_loaded "$collected" "$start"
-row "furrow, GET pixel" "$RPS" "$P99" "$ERRS" "$(awk -v n="$collected" -v s="$E2E_SECS" 'BEGIN {printf "%.0f ev/s (%d events in %ss)", n / s, n, s}')"
+furrow_scenario furrow-get bench/pixel.lua 1
+row "furrow, GET pixel" "$RPS" "$P99" "$ERRS" "$E2E"
 FURROW_GET_RPS=$RPS
-
-base=$(micro_total)
-start=$(date +%s%N)
-run_wrk furrow-post "http://$FURROW_ADDR" bench/post.lua
-events=$(( (REQS - ERRS) * 5 ))
-wait_loaded $(( base + events )) "$start"
-row "furrow, POST 5 events" "$RPS" "$P99" "$ERRS" "$(awk -v n="$events" -v s="$E2E_SECS" 'BEGIN {printf "%.0f ev/s (%d events in %ss)", n / s, n, s}')"
+furrow_scenario furrow-post bench/post.lua 5
+row "furrow, POST 5 events" "$RPS" "$P99" "$ERRS" "$E2E"
 FURROW_POST_RPS=$RPS
 
 echo
