@@ -91,7 +91,8 @@ func strPtr(s string) *string {
 	return &s
 }
 
-// Observe records the results of processing, after they were stored. It
+// Observe records the results of processing once they are written to the
+// outputs (a buffering warehouse may commit them a moment later). It
 // only keeps references: the API's JSON is built when it is asked for, so
 // observing costs next to nothing under load.
 func (s *Store) Observe(good []enrich.Good, bad [][]byte) {
