@@ -3,6 +3,7 @@
 package analytics
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"time"
@@ -35,7 +36,7 @@ func isoTimestamp(dst []byte, v []byte) []byte {
 // numbers to Go but not to JSON ("007", "+1", "1e5" as an int, "0x1p-2")
 // are rewritten; NaN, infinities and unparseable values become null.
 func number(dst []byte, v []byte, integer bool) []byte {
-	if jsonx.IsNumber(v) && (!integer || !containsAny(v, ".eE")) {
+	if jsonx.IsNumber(v) && (!integer || !bytes.ContainsAny(v, ".eE")) {
 		return append(dst, v...)
 	}
 	if integer {
@@ -50,17 +51,6 @@ func number(dst []byte, v []byte, integer bool) []byte {
 		return append(dst, "null"...)
 	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
-}
-
-func containsAny(v []byte, chars string) bool {
-	for _, c := range v {
-		for i := 0; i < len(chars); i++ {
-			if c == chars[i] {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // AppendEventJSON appends the Scala Analytics SDK's JSON of an enriched
