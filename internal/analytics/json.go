@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/jsonx"
@@ -23,7 +22,7 @@ func isoTimestamp(dst []byte, v []byte) []byte {
 		dst = append(dst, v[11:]...)
 		return append(dst, 'Z', '"')
 	}
-	t, err := time.Parse(event.TimestampLayout, string(v))
+	t, err := event.ParseTimestamp(string(v))
 	if err != nil {
 		return append(dst, "null"...)
 	}
