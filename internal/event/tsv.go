@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"unsafe"
 
 	"github.com/furrow-io/furrow/internal/jsonx"
 )
@@ -53,21 +54,33 @@ func Split(line []byte, out *[NumFields][]byte) error {
 // Check splits a line and verifies every non-empty value parses as its
 // column's type, and that required columns are present.
 func Check(line []byte) error {
-	var cols [NumFields][]byte
-	if err := Split(line, &cols); err != nil {
-		return err
-	}
 	var bad []InvalidValue
-	for i, v := range cols {
-		f := Fields[i]
+	rest := line
+	for i := range NumFields {
+		j := bytes.IndexByte(rest, '\t')
+		var v []byte
+		if i == NumFields-1 {
+			if j >= 0 {
+				return &ParseError{FieldCount: NumFields + 1 + bytes.Count(rest[j+1:], []byte{'\t'})}
+			}
+			v = rest
+		} else {
+			if j < 0 {
+				return &ParseError{FieldCount: i + 1}
+			}
+			v, rest = rest[:j], rest[j+1:]
+		}
 		if len(v) == 0 {
 			if i == EventID || i == VCollector || i == VEtl || i == CollectorTstamp {
-				bad = append(bad, InvalidValue{f.Name, "", "required field is empty"})
+				bad = append(bad, InvalidValue{Fields[i].Name, "", "required field is empty"})
 			}
 			continue
 		}
-		if msg := checkValue(i, f.Type, v); msg != "" {
-			bad = append(bad, InvalidValue{f.Name, string(v), msg})
+		if Fields[i].Type == String && i != EventID {
+			continue
+		}
+		if msg := checkValue(i, Fields[i].Type, v); msg != "" {
+			bad = append(bad, InvalidValue{Fields[i].Name, string(v), msg})
 		}
 	}
 	if len(bad) > 0 {
@@ -77,7 +90,8 @@ func Check(line []byte) error {
 }
 
 func checkValue(i int, t Type, v []byte) string {
-	s := string(v)
+	// The parsers below keep no reference to s (their errors copy it).
+	s := unsafe.String(unsafe.SliceData(v), len(v))
 	switch t {
 	case Int:
 		if _, err := strconv.ParseInt(s, 10, 32); err != nil {

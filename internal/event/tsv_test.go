@@ -203,3 +203,20 @@ func TestParseTimestamp(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheck checks a page view line as the loader does for every
+// enriched event.
+func BenchmarkCheck(b *testing.B) {
+	f := valid()
+	f[AppID], f[Platform], f[Event], f[PageURL] = "shop", "web", "page_view", "https://shop.example.com/products/shoes?color=red"
+	f[DvceCreatedTstamp], f[DerivedTstamp], f[EtlTstamp] = "2026-01-02 03:04:04.000", "2026-01-02 03:04:04.000", "2026-01-02 03:04:06.000"
+	f[BrViewwidth], f[BrViewheight], f[DvceScreenwidth], f[DvceScreenheight], f[BrCookies] = "1200", "800", "1920", "1080", "1"
+	f[Contexts] = `{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":[{"schema":"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":"0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77"}}]}`
+	line := []byte(strings.Join(f, "\t"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Check(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

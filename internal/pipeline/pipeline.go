@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,13 @@ type enriched struct {
 // Run processes until ctx is done or the source fails. On cancellation it
 // stops reading, finishes storing the batches already enriched, and
 // returns nil.
+//
+// Three stages overlap: reading and enriching the next batch, writing
+// enriched batches to the sinks, and flushing (loading) the batches
+// written before. At most one flush runs at a time; while it does, the
+// next batches are enriched and written, so a slow warehouse load does
+// not idle the enricher, and the bounded channels between the stages hold
+// back reading when loading falls behind.
 func (p *Enrich) Run(ctx context.Context) error {
 	if p.Workers <= 0 {
 		p.Workers = max(1, runtime.GOMAXPROCS(0)/2)
@@ -85,9 +93,13 @@ func (p *Enrich) Run(ctx context.Context) error {
 	defer cancel()
 	work := make(chan enriched, 2)
 	readErr := make(chan error, 1)
+	// busy is set while the reader holds a batch it has not handed over:
+	// more work is on its way, so an idle flush would only split a load.
+	var busy atomic.Bool
 	go func() {
 		defer close(work)
 		for {
+			busy.Store(false)
 			b, err := p.Source.Read(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -96,6 +108,7 @@ func (p *Enrich) Run(ctx context.Context) error {
 				readErr <- err
 				return
 			}
+			busy.Store(true)
 			start := time.Now()
 			good, bad := p.process(ctx, b.Records)
 			m.enrichSeconds.Observe(time.Since(start).Seconds())
@@ -109,34 +122,63 @@ func (p *Enrich) Run(ctx context.Context) error {
 	}()
 	// Storing continues past cancellation for what was already read.
 	store := context.WithoutCancel(parent)
+
+	// The flusher flushes the sinks and then acknowledges, in order.
+	type flushJob struct {
+		newest *stream.Batch // acknowledging it covers every batch before it
+		count  int
+	}
+	jobs := make(chan flushJob)
+	flushErr := make(chan error, 1)
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		for j := range jobs {
+			if err := p.flushAndAck(parent, store, j.newest); err != nil {
+				flushErr <- err
+				for range jobs {
+				}
+				return
+			}
+			m.records.Add(float64(j.count))
+		}
+	}()
+	stopFlusher := func() error {
+		close(jobs)
+		<-flusherDone
+		select {
+		case err := <-flushErr:
+			return err
+		default:
+			return nil
+		}
+	}
 	fail := func(err error) error {
 		cancel()
 		for range work {
 		}
-		return err
+		return errors.Join(err, stopFlusher())
 	}
+
 	var (
-		pending      *stream.Batch // newest batch written but not acknowledged
+		pending      *stream.Batch // newest batch written but not yet handed to the flusher
 		pendingCount int
 		oldest       time.Time
 		timer        = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
+	// flush hands the written batches to the flusher, waiting while the
+	// previous flush is still running.
 	flush := func() error {
 		if pending == nil {
 			return nil
 		}
 		timer.Stop()
-		for _, sink := range []stream.Sink{p.Good, p.Bad} {
-			if err := retry(parent, store, p.Logger, p.RetryDelay, func() error { return stream.Flush(store, sink) }); err != nil {
-				return err
-			}
-		}
-		// Acknowledging the newest batch covers every batch before it.
-		if err := pending.Ack(store); err != nil {
+		select {
+		case jobs <- flushJob{pending, pendingCount}:
+		case err := <-flushErr:
 			return err
 		}
-		m.records.Add(float64(pendingCount))
 		pending, pendingCount = nil, 0
 		return nil
 	}
@@ -146,13 +188,22 @@ func (p *Enrich) Run(ctx context.Context) error {
 		select {
 		case w, ok = <-work:
 		case <-timer.C:
+			if (busy.Load() || len(work) > 0) && time.Since(oldest) < p.FlushInterval {
+				timer.Reset(min(p.IdleFlush, p.FlushInterval-time.Since(oldest)))
+				continue
+			}
 			if err := flush(); err != nil {
 				return fail(err)
 			}
 			continue
+		case err := <-flushErr:
+			return fail(err)
 		}
 		if !ok {
 			if err := flush(); err != nil {
+				return errors.Join(err, stopFlusher())
+			}
+			if err := stopFlusher(); err != nil {
 				return err
 			}
 			break
@@ -186,6 +237,16 @@ func (p *Enrich) Run(ctx context.Context) error {
 		timer.Reset(min(p.IdleFlush, p.FlushInterval-time.Since(oldest)))
 	}
 	return <-readErr
+}
+
+// flushAndAck flushes both sinks, retrying failures, then acknowledges.
+func (p *Enrich) flushAndAck(ctx, store context.Context, newest *stream.Batch) error {
+	for _, sink := range []stream.Sink{p.Good, p.Bad} {
+		if err := retry(ctx, store, p.Logger, p.RetryDelay, func() error { return stream.Flush(store, sink) }); err != nil {
+			return err
+		}
+	}
+	return newest.Ack(store)
 }
 
 // write stores records, retrying failures until ctx is done; once it is,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -368,5 +369,50 @@ func TestForwardAcknowledgesAfterFlush(t *testing.T) {
 	}
 	if strings.Join(seen, "") != "abc" {
 		t.Errorf("observed %q", seen)
+	}
+}
+
+// While one flush is held up, the next batch is still enriched and
+// written; nothing is acknowledged until its flush returns, and the
+// acknowledgements keep their order.
+func TestEnrichWritesWhileFlushing(t *testing.T) {
+	src := newSource(
+		[][]byte{pageView(eid(1)), pageView(eid(2))},
+		[][]byte{pageView(eid(3)), pageView(eid(4))},
+		[][]byte{pageView(eid(5)), pageView(eid(6))},
+	)
+	good := &sink{gate: make(chan struct{})}
+	stop := run(t, &Enrich{Source: src, Enricher: testEnricher(t), Good: good, Bad: &sink{}, Workers: 1,
+		FlushRecords: 2, IdleFlush: time.Hour, FlushInterval: time.Hour})
+
+	// The first flush waits on the gate. The second batch is written
+	// meanwhile; the third waits for the flusher to be free.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		good.mu.Lock()
+		n := len(good.buffered)
+		good.mu.Unlock()
+		if n >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d events written while the first flush was held", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if a := src.acks(); len(a) != 0 {
+		t.Fatalf("acknowledged %v before any flush returned", a)
+	}
+	close(good.gate)
+	waitAck(t, src, 2)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if a := src.acks(); !slices.IsSorted(a) || a[len(a)-1] != 2 {
+		t.Errorf("acks %v, want increasing and ending with batch 2", a)
+	}
+	stored, _ := good.snapshot()
+	if got := eventIDs(t, stored); len(got) != 6 || got[0] != eid(1) || got[5] != eid(6) {
+		t.Errorf("stored %v", got)
 	}
 }

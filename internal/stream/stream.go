@@ -16,7 +16,9 @@ type Sink interface {
 
 // Flusher is implemented by sinks that buffer: their writes are durable
 // only once Flush returns. Buffering lets a warehouse load large batches,
-// which costs far less per event than many small ones.
+// which costs far less per event than many small ones. Flush makes durable
+// at least every write that returned before it was called; writes may go
+// on while it runs (they are stored by this flush or the next).
 type Flusher interface {
 	Flush(ctx context.Context) error
 }

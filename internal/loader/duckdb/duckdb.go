@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	duck "github.com/duckdb/duckdb-go/v2"
@@ -41,7 +42,9 @@ type Options struct {
 	Registry  prometheus.Registerer
 }
 
-// Store holds the database. Loads are serialized.
+// Store holds the database. Each table stages rows in a file that the
+// next flush loads with one COPY; a flush swaps in a fresh file first, so
+// writes go on while it loads. Loads run one at a time, on one thread.
 type Store struct {
 	db     *sql.DB
 	schema string
@@ -49,15 +52,28 @@ type Store struct {
 	proc   badrows.Processor
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	seq     int
-	events  *staging
-	badRows *staging
+	seq     atomic.Int64
+	events  *table
+	badRows *table
 
 	jobs chan func()
 	done chan struct{}
 
 	loaded, parseErrors, badLoaded prometheus.Counter
+}
+
+// table is one table's staging. Writers append to cur under mu; a flush
+// (one at a time, under flushMu) swaps cur for spare and loads it.
+type table struct {
+	name, columns string
+
+	mu          sync.Mutex
+	cur, spare  *staging
+	curRejected [][]byte // bad_rows lines for lines rejected while staging
+
+	flushMu  sync.Mutex
+	loading  *staging // taken by a flush that failed; loaded first next time
+	rejected [][]byte // bad_rows lines not yet stored by the flush that made them
 }
 
 // Open opens or creates the database and its tables.
@@ -105,11 +121,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	// Whatever was staged before a crash was never acknowledged: it will
 	// be enriched again, so the staging files start empty.
-	if s.events, err = openStaging(filepath.Join(tmp, "events.tsv")); err != nil {
+	if s.events, err = openTable(tmp, "events", eventColumns); err != nil {
 		s.db.Close()
 		return nil, err
 	}
-	if s.badRows, err = openStaging(filepath.Join(tmp, "bad_rows.tsv")); err != nil {
+	if s.badRows, err = openTable(tmp, "bad_rows", badRowsColumns); err != nil {
 		s.db.Close()
 		return nil, err
 	}
@@ -200,23 +216,25 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // Good returns the sink for enriched TSV lines. Writes are staged on disk
-// and loaded by Flush, in one COPY however many batches were written.
+// and loaded by the sink's Flush, in one COPY however many batches were
+// written; lines that are not valid enriched events become bad rows,
+// stored by the same Flush.
 func (s *Store) Good() stream.Sink { return goodSink{s} }
 
 // Bad returns the sink for bad rows (self-describing JSON); staged and
-// loaded like Good.
+// loaded like Good, independently of it.
 func (s *Store) Bad() stream.Sink { return badSink{s} }
 
 type goodSink struct{ s *Store }
 
 func (g goodSink) Write(ctx context.Context, lines ...[]byte) error { return g.s.stageEvents(lines) }
-func (g goodSink) Flush(ctx context.Context) error                  { return g.s.Flush(ctx) }
+func (g goodSink) Flush(ctx context.Context) error                  { return g.s.flushEvents(ctx) }
 func (g goodSink) Close(context.Context) error                      { return nil }
 
 type badSink struct{ s *Store }
 
 func (b badSink) Write(ctx context.Context, rows ...[]byte) error { return b.s.stageBad(rows) }
-func (b badSink) Flush(ctx context.Context) error                 { return b.s.Flush(ctx) }
+func (b badSink) Flush(ctx context.Context) error                 { return b.s.flushBad(ctx) }
 func (b badSink) Close(context.Context) error                     { return nil }
 
 var eventColumns = func() string {
@@ -232,7 +250,7 @@ const (
 	badRowsColumns = "schema, failure_type, payload"
 )
 
-// staging is a TSV file of rows waiting for the next COPY.
+// staging is a TSV file of rows waiting for a COPY.
 type staging struct {
 	path  string
 	f     *os.File
@@ -266,33 +284,63 @@ func (st *staging) reset() error {
 	return err
 }
 
-func (st *staging) close() error {
+func (st *staging) close() {
 	st.f.Close()
-	return os.Remove(st.path)
+	os.Remove(st.path)
+}
+
+func openTable(dir, name, columns string) (*table, error) {
+	a, err := openStaging(filepath.Join(dir, name+".a.tsv"))
+	if err != nil {
+		return nil, err
+	}
+	b, err := openStaging(filepath.Join(dir, name+".b.tsv"))
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	return &table{name: name, columns: columns, cur: a, spare: b}, nil
+}
+
+func (t *table) close() {
+	for _, st := range []*staging{t.cur, t.spare, t.loading} {
+		if st != nil {
+			st.close()
+		}
+	}
+}
+
+// pending counts rows written and not yet loaded.
+func (t *table) pending() int {
+	t.mu.Lock()
+	n := t.cur.lines + len(t.curRejected)
+	t.mu.Unlock()
+	t.flushMu.Lock()
+	if t.loading != nil {
+		n += t.loading.lines
+	}
+	n += len(t.rejected)
+	t.flushMu.Unlock()
+	return n
 }
 
 // Pending returns the number of staged events and bad rows.
-func (s *Store) Pending() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.events.lines + s.badRows.lines
-}
+func (s *Store) Pending() int { return s.events.pending() + s.badRows.pending() }
 
 // stageEvents checks lines and stages the valid ones; the others become
-// loader_parsing_error bad rows.
+// loader_parsing_error bad rows, stored by the same flush.
 func (s *Store) stageEvents(lines [][]byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	t := s.events
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for _, l := range lines {
 		l = bytes.TrimRight(l, "\r\n")
 		if err := event.Check(l); err != nil {
 			s.parseErrors.Inc()
-			if err := s.badRows.add(badRowLine(parsingError(s.proc, err, l))); err != nil {
-				return err
-			}
+			t.curRejected = append(t.curRejected, badRowLine(parsingError(s.proc, err, l)))
 			continue
 		}
-		if err := s.events.add(l); err != nil {
+		if err := t.cur.add(l); err != nil {
 			return err
 		}
 	}
@@ -300,78 +348,114 @@ func (s *Store) stageEvents(lines [][]byte) error {
 }
 
 func (s *Store) stageBad(rows [][]byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	t := s.badRows
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for _, r := range rows {
-		if err := s.badRows.add(badRowLine(r)); err != nil {
+		if err := t.cur.add(badRowLine(r)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Flush loads everything staged, events then bad rows, each in one COPY
-// (one transaction). Lines the database rejects are isolated and stored
-// as bad rows; nothing is dropped.
+// Flush loads everything staged in both tables. Lines the database
+// rejects are isolated and stored as bad rows; nothing is dropped.
 func (s *Store) Flush(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.events.lines > 0 {
-		n := s.events.lines
-		rejected, err := s.loadStaged(ctx, s.events, "events", eventColumns)
-		if err != nil {
-			return err
-		}
-		for _, r := range rejected {
-			s.parseErrors.Inc()
-			if err := s.badRows.add(badRowLine(parsingError(s.proc, r.err, r.line))); err != nil {
-				return err
-			}
-		}
-		s.loaded.Add(float64(n - len(rejected)))
+	if err := s.flushEvents(ctx); err != nil {
+		return err
 	}
-	if s.badRows.lines > 0 {
-		n := s.badRows.lines
-		rejected, err := s.loadStaged(ctx, s.badRows, "bad_rows", badRowsColumns)
-		if err != nil {
+	return s.flushBad(ctx)
+}
+
+func (s *Store) flushEvents(ctx context.Context) error {
+	return s.flushTable(ctx, s.events, func(r rejectedLine) []byte {
+		s.parseErrors.Inc()
+		return badRowLine(parsingError(s.proc, r.err, r.line))
+	}, s.loaded)
+}
+
+func (s *Store) flushBad(ctx context.Context) error {
+	return s.flushTable(ctx, s.badRows, func(r rejectedLine) []byte {
+		// Not JSON at all: keep it, wrapped in a generic_error.
+		return badRowLine(badrows.GenericError(s.proc, time.Now(), []string{"bad row is not valid JSON: " + r.err.Error()}, string(r.line)))
+	}, s.badLoaded)
+}
+
+// flushTable loads what t staged before the call, in one COPY (one
+// transaction), while writers stage into the spare file. Rows the
+// database rejects become bad rows through reject and are stored before
+// flushTable returns. After a failure, the rows taken stay with the table
+// and are loaded first by the next flush.
+func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLine) []byte, loaded prometheus.Counter) error {
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	if t.loading != nil || len(t.rejected) > 0 {
+		if err := s.loadTaken(ctx, t, reject, loaded); err != nil {
 			return err
 		}
-		for _, r := range rejected {
-			// Not JSON at all: keep it, wrapped in a generic_error.
-			wrapped := badrows.GenericError(s.proc, time.Now(), []string{"bad row is not valid JSON: " + r.err.Error()}, string(r.line))
-			if err := s.copyLines(ctx, "bad_rows", badRowsColumns, [][]byte{badRowLine(wrapped)}); err != nil {
+	}
+	t.mu.Lock()
+	if t.cur.lines == 0 && len(t.curRejected) == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	if err := t.cur.w.Flush(); err != nil {
+		t.mu.Unlock()
+		return err
+	}
+	t.loading, t.cur, t.spare = t.cur, t.spare, nil
+	t.rejected, t.curRejected = append(t.rejected, t.curRejected...), nil
+	t.mu.Unlock()
+	return s.loadTaken(ctx, t, reject, loaded)
+}
+
+// loadTaken loads t.loading, then stores t.rejected in bad_rows; each is
+// cleared once stored, and the staging file goes back to t.spare.
+func (s *Store) loadTaken(ctx context.Context, t *table, reject func(rejectedLine) []byte, loaded prometheus.Counter) error {
+	if st := t.loading; st != nil {
+		n := st.lines
+		if n > 0 {
+			rejected, err := s.loadStaged(ctx, st, t.name, t.columns)
+			if err != nil {
 				return err
 			}
+			for _, r := range rejected {
+				t.rejected = append(t.rejected, reject(r))
+			}
+			loaded.Add(float64(n - len(rejected)))
 		}
-		s.badLoaded.Add(float64(n))
+		if err := st.reset(); err != nil {
+			return err
+		}
+		t.loading = nil
+		t.mu.Lock()
+		t.spare = st
+		t.mu.Unlock()
+	}
+	if len(t.rejected) > 0 {
+		if err := s.copyLines(ctx, "bad_rows", badRowsColumns, t.rejected); err != nil {
+			return err
+		}
+		s.badLoaded.Add(float64(len(t.rejected)))
+		t.rejected = nil
 	}
 	return nil
 }
 
-// loadStaged COPYs a staging file and empties it. If the database rejects
-// the file, its lines are loaded by halves to isolate the bad ones, which
-// are returned.
+// loadStaged COPYs a staging file. If the database rejects the file, its
+// lines are loaded by halves to isolate the bad ones, which are returned.
 func (s *Store) loadStaged(ctx context.Context, st *staging, table, columns string) ([]rejectedLine, error) {
-	if err := st.w.Flush(); err != nil {
+	err := s.copyFile(ctx, table, columns, st.path)
+	if err == nil || ctx.Err() != nil || !isDataError(err) {
 		return nil, err
 	}
-	err := s.copyFile(ctx, table, columns, st.path)
-	if err != nil {
-		if ctx.Err() != nil || !isDataError(err) {
-			return nil, err
-		}
-		content, rerr := os.ReadFile(st.path)
-		if rerr != nil {
-			return nil, rerr
-		}
-		lines := bytes.Split(bytes.TrimSuffix(content, []byte("\n")), []byte("\n"))
-		rejected, err := s.copyBisect(ctx, table, columns, lines)
-		if err != nil {
-			return nil, err
-		}
-		return rejected, st.reset()
+	content, rerr := os.ReadFile(st.path)
+	if rerr != nil {
+		return nil, rerr
 	}
-	return nil, st.reset()
+	lines := bytes.Split(bytes.TrimSuffix(content, []byte("\n")), []byte("\n"))
+	return s.copyBisect(ctx, table, columns, lines)
 }
 
 // badRowLine is a bad_rows staging line: schema, type, JSON.
@@ -456,8 +540,7 @@ func isDataError(err error) bool {
 }
 
 func (s *Store) copyLines(ctx context.Context, table, columns string, lines [][]byte) error {
-	s.seq++
-	path := filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", table, s.seq))
+	path := filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", table, s.seq.Add(1)))
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -512,8 +595,6 @@ func (s *Store) Close(ctx context.Context) error {
 	ferr := s.Flush(ctx)
 	close(s.jobs)
 	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.events.close()
 	s.badRows.close()
 	_, cerr := s.db.ExecContext(ctx, "CHECKPOINT")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,9 +144,7 @@ func TestBisectIsolatesRejectedLines(t *testing.T) {
 	}
 	// Passes nothing in Go on purpose: goes straight to COPY.
 	lines[5] = line(map[int]string{event.DvceCreatedTstamp: "not a time"})
-	s.mu.Lock()
 	rejected, err := s.copyBisect(context.Background(), "events", eventColumns, lines)
-	s.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +223,137 @@ func BenchmarkLoad(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
 		})
+	}
+}
+
+func count(t *testing.T, s *Store, q string) int {
+	t.Helper()
+	var n int
+	if err := s.DB().QueryRow(q).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Writers keep staging while flushes load: every row is loaded exactly
+// once.
+func TestWritesDuringFlush(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	const writers, batches, per = 2, 20, 50
+	errc := make(chan error, writers+1)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				errc <- nil
+				return
+			default:
+			}
+			if err := stream.Flush(ctx, s.Good()); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				lines := make([][]byte, per)
+				for i := range lines {
+					lines[i] = line(map[int]string{event.EventID: fmt.Sprintf("00000000-0000-4000-8000-%04d%04d%04d", w, b, i)})
+				}
+				if err := s.Good().Write(ctx, lines...); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Flush(ctx, s.Good()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, `SELECT count(*) FROM atomic.events`); n != writers*batches*per {
+		t.Errorf("%d rows, want %d", n, writers*batches*per)
+	}
+	if n := count(t, s, `SELECT count(DISTINCT event_id) FROM atomic.events`); n != writers*batches*per {
+		t.Errorf("%d distinct event ids, want %d", n, writers*batches*per)
+	}
+}
+
+// The good and bad sinks flush their own tables; lines rejected by the
+// good sink are stored by the good sink's flush.
+func TestSinksFlushTheirOwnTable(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	sv := badrows.SizeViolation(proc, time.Now(), 10, 20, "too big", "CollectorPayload(...)")
+	if err := s.Bad().Write(ctx, sv); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Good().Write(ctx, line(nil), []byte("a\tb")); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Flush(ctx, s.Good()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, `SELECT count(*) FROM atomic.events`); n != 1 {
+		t.Errorf("%d events, want 1", n)
+	}
+	if got := count(t, s, `SELECT count(*) FROM atomic.bad_rows WHERE failure_type = 'loader_parsing_error'`); got != 1 {
+		t.Errorf("%d loader_parsing_error rows, want 1", got)
+	}
+	if got := count(t, s, `SELECT count(*) FROM atomic.bad_rows WHERE failure_type = 'size_violation'`); got != 0 {
+		t.Errorf("the good sink's flush loaded %d staged bad rows", got)
+	}
+	if err := stream.Flush(ctx, s.Bad()); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, s, `SELECT count(*) FROM atomic.bad_rows WHERE failure_type = 'size_violation'`); got != 1 {
+		t.Errorf("%d size_violation rows after the bad sink's flush, want 1", got)
+	}
+}
+
+// A flush that fails keeps the rows it took; the next flush loads them
+// along with rows written since.
+func TestFailedFlushKeepsRows(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	if err := s.Good().Write(ctx, line(map[int]string{event.AppID: "first"}), []byte("not an event")); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := stream.Flush(cancelled, s.Good()); err == nil {
+		t.Fatal("flush with a cancelled context succeeded")
+	}
+	if s.Pending() != 2 {
+		t.Fatalf("%d pending after the failed flush, want 2", s.Pending())
+	}
+	if err := s.Good().Write(ctx, line(map[int]string{event.AppID: "second", event.EventID: "00000000-0000-4000-8000-000000000002"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Flush(ctx, s.Good()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, `SELECT count(*) FROM atomic.events WHERE app_id IN ('first', 'second')`); n != 2 {
+		t.Errorf("%d events, want 2", n)
+	}
+	if n := count(t, s, `SELECT count(*) FROM atomic.bad_rows`); n != 1 {
+		t.Errorf("%d bad rows, want 1", n)
+	}
+	if s.Pending() != 0 {
+		t.Errorf("%d pending", s.Pending())
 	}
 }
