@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			// furrow's heap is mostly short-lived batches; collecting half
 			// as often saves CPU for a bounded amount of memory. The GOGC
 			// environment variable overrides this.
-			debug.SetGCPercent(200)
+			debug.SetGCPercent(400)
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: app.ParseLevel(cfg.LogLevel)}))
 		slog.SetDefault(log)

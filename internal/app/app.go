@@ -145,13 +145,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", col)
+	// Two routes, chosen by prefix: a ServeMux would cost allocations on
+	// every tracker request.
+	var handler http.Handler = col
 	if a.microS != nil {
-		mux.Handle("/micro/", micro.Handler(a.microS, a.resolver))
+		mh := micro.Handler(a.microS, a.resolver)
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/micro/") {
+				mh.ServeHTTP(w, r)
+				return
+			}
+			col.ServeHTTP(w, r)
+		})
 	}
 	a.server = &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

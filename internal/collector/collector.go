@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +67,7 @@ type Collector struct {
 
 type metrics struct {
 	requests   *prometheus.CounterVec
+	byCode     map[int]prometheus.Counter // the usual codes, resolved once
 	payloads   prometheus.Counter
 	violations prometheus.Counter
 	sinkErrors prometheus.Counter
@@ -122,6 +124,10 @@ func New(o Options) (*Collector, error) {
 			Name: "furrow_collector_sink_errors_total", Help: "Requests answered 503 because a sink write failed.",
 		}),
 	}
+	c.m.byCode = map[int]prometheus.Counter{}
+	for _, code := range []int{200, 302, 400, 404, 413, 503} {
+		c.m.byCode[code] = c.m.requests.WithLabelValues(strconv.Itoa(code))
+	}
 	for _, col := range []prometheus.Collector{c.m.requests, c.m.payloads, c.m.violations, c.m.sinkErrors} {
 		if err := o.Registry.Register(col); err != nil {
 			return nil, err
@@ -141,6 +147,10 @@ func (c *Collector) Healthy() bool {
 }
 
 func (c *Collector) count(code int) {
+	if ctr, ok := c.m.byCode[code]; ok {
+		ctr.Inc()
+		return
+	}
 	c.m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
@@ -150,8 +160,7 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func text(w http.ResponseWriter, code int, body string) int {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header()["Content-Type"] = textType
 	w.WriteHeader(code)
 	io.WriteString(w, body)
 	return code
@@ -235,6 +244,23 @@ func (c *Collector) preflight(w http.ResponseWriter, r *http.Request) int {
 	h.Set("Access-Control-Max-Age", strconv.Itoa(int(c.cfg.CORSMaxAge/time.Second)))
 	w.WriteHeader(http.StatusOK)
 	return http.StatusOK
+}
+
+var (
+	trueValue   = []string{"true"}[:1:1]
+	starValue   = []string{"*"}[:1:1]
+	gifType     = []string{"image/gif"}[:1:1]
+	noCache     = []string{"no-cache, no-store, must-revalidate"}[:1:1]
+	pixelLength = []string{"43"}[:1:1]
+	textType    = []string{"text/plain; charset=utf-8"}[:1:1]
+)
+
+// allowOriginValue is allowOrigin as a header value, shared when it is *.
+func allowOriginValue(r *http.Request) []string {
+	if o := allowOrigin(r); o != "*" {
+		return []string{o}
+	}
+	return starValue
 }
 
 // allowOrigin echoes the first Origin, or * without one.
@@ -355,12 +381,14 @@ func (c *Collector) respond(w http.ResponseWriter, r *http.Request, pixelExpecte
 		c.setCookie(w, r, nuid, anonymous, requestCookie != nil)
 	}
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", allowOrigin(r))
-	h.Set("Access-Control-Allow-Credentials", "true")
+	h["Access-Control-Allow-Origin"] = allowOriginValue(r)
+	h["Access-Control-Allow-Credentials"] = trueValue
 	if pixelExpected {
-		h.Set("Content-Type", "image/gif")
-		h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
-		h.Set("Content-Length", "43")
+		// Shared values, capacity equal to length: an Add elsewhere
+		// copies instead of writing into them.
+		h["Content-Type"] = gifType
+		h["Cache-Control"] = noCache
+		h["Content-Length"] = pixelLength
 		w.WriteHeader(http.StatusOK)
 		w.Write(pixel)
 		return http.StatusOK
@@ -516,35 +544,52 @@ func (c *Collector) clientAddr(r *http.Request) string {
 // the client. The content type is appended bare, as Snowplow collectors do.
 func headerList(r *http.Request, anonymous bool, contentType string) []string {
 	names := make([]string, 0, len(r.Header))
-	for k := range r.Header {
+	size := len("Host: ") + len(r.Host) + len(contentType)
+	for k, vs := range r.Header {
 		if anonymous && (k == "X-Forwarded-For" || k == "X-Real-Ip" || k == "Cookie") {
 			continue
 		}
 		names = append(names, k)
+		for _, v := range vs {
+			size += len(k) + 2 + len(v)
+		}
 	}
 	sort.Strings(names)
-	out := make([]string, 0, len(names)+2)
+	// Every line goes into one buffer; the strings returned share it.
+	buf := make([]byte, 0, size)
+	var endsBuf [32]int
+	ends := endsBuf[:0]
 	if r.Host != "" {
-		out = append(out, "Host: "+r.Host)
+		buf = append(append(buf, "Host: "...), r.Host...)
+		ends = append(ends, len(buf))
 	}
 	for _, k := range names {
 		if k == "Cookie" {
-			var b strings.Builder
+			buf = append(buf, "Cookie: "...)
 			for i, ck := range r.Cookies() {
 				if i > 0 {
-					b.WriteByte(';')
+					buf = append(buf, ';')
 				}
-				b.WriteString(ck.Name + "=" + ck.Value)
+				buf = append(append(append(buf, ck.Name...), '='), ck.Value...)
 			}
-			out = append(out, "Cookie: "+b.String())
+			ends = append(ends, len(buf))
 			continue
 		}
 		for _, v := range r.Header[k] {
-			out = append(out, k+": "+v)
+			buf = append(append(append(buf, k...), ": "...), v...)
+			ends = append(ends, len(buf))
 		}
 	}
 	if contentType != "" {
-		out = append(out, contentType)
+		buf = append(buf, contentType...)
+		ends = append(ends, len(buf))
+	}
+	all := unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is not written again
+	out := make([]string, len(ends))
+	start := 0
+	for i, end := range ends {
+		out[i] = all[start:end]
+		start = end
 	}
 	return out
 }

@@ -161,8 +161,11 @@ func (e *Enricher) Process(ctx context.Context, rec []byte, out *Output) {
 var collectorPayloadCriterion = iglu.MustCriterion("iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-*-*")
 
 func checkPayload(cp *payload.CollectorPayload) (badrows.CPFormatMessage, bool) {
-	if k, err := iglu.ParseSchemaKey(cp.Schema); err != nil || !collectorPayloadCriterion.Matches(k) {
-		return badrows.CPFormatMessage{PayloadField: "schema", Value: badrows.Str(cp.Schema), Expectation: "does not match " + collectorPayloadCriterion.String()}, false
+	// The schema every furrow collector writes matches without parsing.
+	if cp.Schema != payload.SchemaURI {
+		if k, err := iglu.ParseSchemaKey(cp.Schema); err != nil || !collectorPayloadCriterion.Matches(k) {
+			return badrows.CPFormatMessage{PayloadField: "schema", Value: badrows.Str(cp.Schema), Expectation: "does not match " + collectorPayloadCriterion.String()}, false
+		}
 	}
 	if cp.Path == "" {
 		return badrows.CPFormatMessage{PayloadField: "path", Expectation: "path is required"}, false

@@ -215,6 +215,10 @@ func (p *CollectorPayload) Unmarshal(data []byte) error {
 type reader struct {
 	b   []byte
 	off int
+	// s is b as a string, made on the first string read: every string
+	// field is a substring of it, one allocation per payload instead of
+	// one per field.
+	s string
 }
 
 func (r *reader) need(n int) error {
@@ -279,7 +283,10 @@ func (r *reader) string() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s := string(r.b[r.off : r.off+n])
+	if r.s == "" {
+		r.s = string(r.b)
+	}
+	s := r.s[r.off : r.off+n]
 	r.off += n
 	return s, nil
 }
