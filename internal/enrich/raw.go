@@ -3,6 +3,7 @@ package enrich
 import (
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/payload"
@@ -84,6 +85,12 @@ func ParseQuery(qs string) []Param {
 		return nil
 	}
 	params := make([]Param, 0, strings.Count(qs, "&")+1)
+	// Decoded text goes into one buffer no longer than qs (decoding only
+	// shrinks valid UTF-8); the strings returned share it.
+	var buf []byte
+	// seen has bit h(name) set for every name kept, so the search for a
+	// repeated name runs only when the bit is already set.
+	var seen uint64
 	for qs != "" {
 		var part string
 		part, qs, _ = strings.Cut(qs, "&")
@@ -91,18 +98,22 @@ func ParseQuery(qs string) []Param {
 			continue
 		}
 		name, value, hasEq := strings.Cut(part, "=")
-		name = unescape(name)
+		name = unescapeInto(&buf, name, len(part)+len(qs))
 		if name == "" {
 			continue
 		}
-		p := Param{Name: name, Value: unescape(value), Null: !hasEq}
+		p := Param{Name: name, Value: unescapeInto(&buf, value, len(value)+len(qs)), Null: !hasEq}
+		bit := uint64(1) << ((uint(len(name))*7 + uint(name[0]) + uint(name[len(name)-1])*3) & 63)
 		dup := false
-		for i := range params {
-			if params[i].Name == name {
-				params[i], dup = p, true
-				break
+		if seen&bit != 0 {
+			for i := range params {
+				if params[i].Name == name {
+					params[i], dup = p, true
+					break
+				}
 			}
 		}
+		seen |= bit
 		if !dup {
 			params = append(params, p)
 		}
@@ -122,14 +133,42 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-func unescape(s string) string {
-	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
-		if utf8.ValidString(s) {
-			return s
+// plain reports whether s needs no decoding: no escapes, no '+', ASCII.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '%' || c == '+' || c >= utf8.RuneSelf {
+			return false
 		}
-		return strings.ToValidUTF8(s, "\uFFFD")
 	}
-	b := make([]byte, 0, len(s))
+	return true
+}
+
+// unescapeInto decodes s like unescape. A decoded value that is valid
+// UTF-8 is written at the end of *buf, which is allocated on first use
+// with room for rest more bytes, and returned as a string sharing it.
+// Bytes already in *buf are never written again.
+func unescapeInto(buf *[]byte, s string, rest int) string {
+	if plain(s) {
+		return s
+	}
+	if *buf == nil {
+		*buf = make([]byte, 0, rest)
+	}
+	b := *buf
+	if cap(b)-len(b) < len(s) {
+		return unescape(s)
+	}
+	start := len(b)
+	b = appendUnescaped(b, s)
+	v := b[start:]
+	if !utf8.Valid(v) {
+		return unescape(s)
+	}
+	*buf = b
+	return unsafe.String(unsafe.SliceData(v), len(v))
+}
+
+func appendUnescaped(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '+':
@@ -149,6 +188,20 @@ func unescape(s string) string {
 			b = append(b, c)
 		}
 	}
+	return b
+}
+
+func unescape(s string) string {
+	if plain(s) {
+		return s
+	}
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		if utf8.ValidString(s) {
+			return s
+		}
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	b := appendUnescaped(make([]byte, 0, len(s)), s)
 	if !utf8.Valid(b) {
 		return strings.ToValidUTF8(string(b), "\uFFFD")
 	}

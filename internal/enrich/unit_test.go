@@ -2,11 +2,13 @@ package enrich
 
 import (
 	"context"
-	"github.com/furrow-io/furrow/internal/badrows"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/furrow-io/furrow/internal/badrows"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -177,7 +179,8 @@ func TestOptionsValidate(t *testing.T) {
 func FuzzParseQuery(f *testing.F) {
 	f.Add("e=pv&url=http%3A%2F%2Fa&x&=y&%zz=%")
 	f.Fuzz(func(t *testing.T, qs string) {
-		for _, p := range ParseQuery(qs) {
+		got := ParseQuery(qs)
+		for _, p := range got {
 			if p.Name == "" {
 				t.Fatal("empty name")
 			}
@@ -185,7 +188,33 @@ func FuzzParseQuery(f *testing.F) {
 				t.Fatalf("invalid UTF-8 in %+v", p)
 			}
 		}
+		if want := parseQueryReference(qs); !slices.Equal(got, want) {
+			t.Fatalf("ParseQuery(%q)\n got %+v\nwant %+v", qs, got, want)
+		}
 	})
+}
+
+// parseQueryReference is ParseQuery written plainly: each part decoded on
+// its own, a repeated name found by scanning everything kept so far.
+func parseQueryReference(qs string) []Param {
+	var params []Param
+	for _, part := range strings.Split(qs, "&") {
+		if part == "" {
+			continue
+		}
+		name, value, hasEq := strings.Cut(part, "=")
+		name = unescape(name)
+		if name == "" {
+			continue
+		}
+		p := Param{Name: name, Value: unescape(value), Null: !hasEq}
+		if i := slices.IndexFunc(params, func(q Param) bool { return q.Name == name }); i >= 0 {
+			params[i] = p
+		} else {
+			params = append(params, p)
+		}
+	}
+	return params
 }
 
 // FuzzProcess feeds arbitrary querystrings and bodies through the whole
@@ -238,3 +267,18 @@ func BenchmarkProcess(b *testing.B) {
 type badrowsEnrichmentID = badrows.EnrichmentID
 
 var testProcessor = badrows.Processor{Artifact: "furrow", Version: "0.0.0"}
+
+// BenchmarkParseQuery decodes the querystring of a browser page view.
+func BenchmarkParseQuery(b *testing.B) {
+	qs := "e=pv&p=web&tv=js-3.24.0&tna=sp&aid=loadtest&eid=6ec62173-a7e7-46ec-8564-000000000002" +
+		"&url=https%3A%2F%2Fshop.example.com%2Fproducts%2Fshoes%3Fcolor%3Dred&page=Red%20shoes" +
+		"&refr=https%3A%2F%2Fsearch.example.org%2F%3Fq%3Dshoes&res=1920x1080&vp=1200x800&cd=24" +
+		"&tz=Europe%2FLondon&lang=en-GB&cs=UTF-8&cookie=1&duid=4b5c6d7e&vid=3" +
+		"&sid=0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77&dtm=1767323044000&stm=1767323044100"
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(ParseQuery(qs)) != 21 {
+			b.Fatal("wrong parameter count")
+		}
+	}
+}
