@@ -166,6 +166,24 @@ func run(t *testing.T, p *Enrich) (stop func() error) {
 	}
 }
 
+// waitBuffered waits until s holds at least n unflushed records.
+func waitBuffered(t *testing.T, s *sink, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		got := len(s.buffered)
+		s.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records written, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func waitAck(t *testing.T, s *source, want int) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
@@ -192,16 +210,7 @@ func TestEnrichAcknowledgesOnlyAfterGoodAndBadAreFlushed(t *testing.T) {
 
 	// Both batches are enriched and written, but the good sink's flush
 	// is held: nothing may be acknowledged yet.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		good.mu.Lock()
-		n := len(good.buffered)
-		good.mu.Unlock()
-		if n == 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitBuffered(t, good, 2)
 	time.Sleep(20 * time.Millisecond)
 	if a := src.acks(); len(a) != 0 {
 		t.Fatalf("acknowledged %v before the good sink was flushed", a)
@@ -387,19 +396,7 @@ func TestEnrichWritesWhileFlushing(t *testing.T) {
 
 	// The first flush waits on the gate. The second batch is written
 	// meanwhile; the third waits for the flusher to be free.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		good.mu.Lock()
-		n := len(good.buffered)
-		good.mu.Unlock()
-		if n >= 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d events written while the first flush was held", n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitBuffered(t, good, 4)
 	if a := src.acks(); len(a) != 0 {
 		t.Fatalf("acknowledged %v before any flush returned", a)
 	}
