@@ -90,7 +90,7 @@ func Check(line []byte) error {
 }
 
 func checkValue(i int, t Type, v []byte) string {
-	// The parsers below keep no reference to s (their errors copy it).
+	// s aliases v only for this call: parsed values and errors are dropped.
 	s := unsafe.String(unsafe.SliceData(v), len(v))
 	switch t {
 	case Int:
