@@ -43,10 +43,12 @@ type Enrich struct {
 	// pipeline stops, so nothing is acknowledged unstored.
 	RetryDelay time.Duration
 	// Buffering sinks (stream.Flusher) are flushed, and the batches written
-	// since acknowledged, when FlushRecords records are pending, when the
-	// oldest pending one waited FlushInterval, or when no batch followed
-	// within IdleFlush. Under load that makes few large loads; when quiet,
-	// events are stored within IdleFlush.
+	// since acknowledged, when FlushRecords outputs (events and bad rows)
+	// are pending, when the oldest pending one waited FlushInterval, or
+	// when no batch followed within IdleFlush. Under load that makes few
+	// large loads; when quiet, events are stored within IdleFlush. A flush
+	// for FlushRecords lets a stream.BlockFlusher keep part of a block for
+	// the next one; the others store everything.
 	FlushRecords  int           // default 122880
 	FlushInterval time.Duration // default 5s
 	IdleFlush     time.Duration // default 50ms
@@ -56,6 +58,19 @@ type enriched struct {
 	good  []enrich.Good
 	bad   [][]byte
 	batch *stream.Batch
+}
+
+// written is a batch whose outputs were written to the sinks, with the
+// number of lines it wrote to the good sink.
+type written struct {
+	batch *stream.Batch
+	good  int
+}
+
+// flushJob asks the flusher to flush the sinks and acknowledge batches.
+type flushJob struct {
+	batches []written
+	blocks  bool // the good sink may keep part of a block (BlockFlusher)
 }
 
 // Run processes until ctx is done or the source fails. On cancellation it
@@ -124,23 +139,30 @@ func (p *Enrich) Run(ctx context.Context) error {
 	store := context.WithoutCancel(parent)
 
 	// The flusher flushes the sinks and then acknowledges, in order.
-	type flushJob struct {
-		newest *stream.Batch // acknowledging it covers every batch before it
-		count  int
-	}
+	// Batches whose lines the good sink kept for a later flush wait in
+	// held until one stores them.
 	jobs := make(chan flushJob)
 	flushErr := make(chan error, 1)
 	flusherDone := make(chan struct{})
 	go func() {
 		defer close(flusherDone)
+		var held []written
 		for j := range jobs {
-			if err := p.flushAndAck(parent, store, j.newest); err != nil {
+			j.batches = append(held, j.batches...)
+			start := time.Now()
+			var err error
+			if held, err = p.flushAndAck(parent, store, j); err != nil {
 				flushErr <- err
 				for range jobs {
 				}
 				return
 			}
-			m.records.Add(float64(j.count))
+			records := 0
+			for _, w := range j.batches[:len(j.batches)-len(held)] {
+				records += len(w.batch.Records)
+			}
+			m.records.Add(float64(records))
+			p.Logger.Debug("pipeline: stored and acknowledged", "records", records, "batches_kept", len(held), "blocks", j.blocks, "seconds", time.Since(start).Seconds())
 		}
 	}()
 	stopFlusher := func() error {
@@ -160,26 +182,35 @@ func (p *Enrich) Run(ctx context.Context) error {
 		return errors.Join(err, stopFlusher())
 	}
 
+	_, blockSink := p.Good.(stream.BlockFlusher)
 	var (
-		pending      *stream.Batch // newest batch written but not yet handed to the flusher
-		pendingCount int
+		pending      []written // batches written but not yet handed to the flusher
+		pendingCount int       // their outputs
 		oldest       time.Time
+		mayHold      bool // the last flush let the good sink keep lines
 		timer        = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
 	// flush hands the written batches to the flusher, waiting while the
-	// previous flush is still running.
-	flush := func() error {
-		if pending == nil {
+	// previous flush is still running. A full flush also stores what the
+	// last one kept.
+	flush := func(blocks bool) error {
+		if len(pending) == 0 && (blocks || !mayHold) {
 			return nil
 		}
 		timer.Stop()
 		select {
-		case jobs <- flushJob{pending, pendingCount}:
+		case jobs <- flushJob{pending, blocks}:
 		case err := <-flushErr:
 			return err
 		}
 		pending, pendingCount = nil, 0
+		// What a block flush keeps is stored by the next flush, or by a
+		// full one once the source goes quiet.
+		mayHold = blocks && blockSink
+		if mayHold {
+			timer.Reset(p.IdleFlush)
+		}
 		return nil
 	}
 	for {
@@ -188,11 +219,17 @@ func (p *Enrich) Run(ctx context.Context) error {
 		select {
 		case w, ok = <-work:
 		case <-timer.C:
-			if (busy.Load() || len(work) > 0) && time.Since(oldest) < p.FlushInterval {
-				timer.Reset(min(p.IdleFlush, p.FlushInterval-time.Since(oldest)))
-				continue
+			if busy.Load() || len(work) > 0 {
+				if len(pending) == 0 {
+					timer.Reset(p.IdleFlush)
+					continue
+				}
+				if wait := p.FlushInterval - time.Since(oldest); wait > 0 {
+					timer.Reset(min(p.IdleFlush, wait))
+					continue
+				}
 			}
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				return fail(err)
 			}
 			continue
@@ -200,7 +237,7 @@ func (p *Enrich) Run(ctx context.Context) error {
 			return fail(err)
 		}
 		if !ok {
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				return errors.Join(err, stopFlusher())
 			}
 			if err := stopFlusher(); err != nil {
@@ -223,13 +260,13 @@ func (p *Enrich) Run(ctx context.Context) error {
 		for _, o := range p.Observers {
 			o.Observe(w.good, w.bad)
 		}
-		if pending == nil {
+		if len(pending) == 0 {
 			oldest = time.Now()
 		}
-		pending = w.batch
-		pendingCount += len(w.batch.Records)
-		if pendingCount >= p.FlushRecords || time.Since(oldest) >= p.FlushInterval {
-			if err := flush(); err != nil {
+		pending = append(pending, written{w.batch, len(lines)})
+		pendingCount += len(lines) + len(w.bad)
+		if full := pendingCount >= p.FlushRecords; full || time.Since(oldest) >= p.FlushInterval {
+			if err := flush(full); err != nil {
 				return fail(err)
 			}
 			continue
@@ -239,14 +276,37 @@ func (p *Enrich) Run(ctx context.Context) error {
 	return <-readErr
 }
 
-// flushAndAck flushes both sinks, retrying failures, then acknowledges.
-func (p *Enrich) flushAndAck(ctx, store context.Context, newest *stream.Batch) error {
-	for _, sink := range []stream.Sink{p.Good, p.Bad} {
-		if err := retry(ctx, store, p.Logger, p.RetryDelay, func() error { return stream.Flush(store, sink) }); err != nil {
+// flushAndAck flushes both sinks, retrying failures, then acknowledges
+// the batches stored. It returns the newest batches, whose lines the good
+// sink kept for a later flush.
+func (p *Enrich) flushAndAck(ctx, store context.Context, j flushJob) (held []written, err error) {
+	kept := 0
+	bf, ok := p.Good.(stream.BlockFlusher)
+	if err := retry(ctx, store, p.Logger, p.RetryDelay, func() (err error) {
+		if ok && j.blocks {
+			kept, err = bf.FlushBlocks(store)
 			return err
 		}
+		return stream.Flush(store, p.Good)
+	}); err != nil {
+		return nil, err
 	}
-	return newest.Ack(store)
+	if err := retry(ctx, store, p.Logger, p.RetryDelay, func() error { return stream.Flush(store, p.Bad) }); err != nil {
+		return nil, err
+	}
+	// The kept lines are the newest: walk back over the batches until
+	// they are all accounted for; every batch before is stored.
+	n := len(j.batches)
+	for n > 0 && kept > 0 {
+		n--
+		kept -= j.batches[n].good
+	}
+	if n > 0 {
+		if err := j.batches[n-1].batch.Ack(store); err != nil {
+			return nil, err
+		}
+	}
+	return j.batches[n:], nil
 }
 
 // write stores records, retrying failures until ctx is done; once it is,

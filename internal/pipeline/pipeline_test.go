@@ -26,6 +26,7 @@ type source struct {
 	next    int
 	acked   []int // index of the batch each Ack call acknowledged
 	ackCh   chan int
+	onAck   func(i int)
 }
 
 func newSource(batches ...[][]byte) *source {
@@ -46,6 +47,9 @@ func (s *source) Read(ctx context.Context) (*stream.Batch, error) {
 		s.mu.Lock()
 		s.acked = append(s.acked, i)
 		s.mu.Unlock()
+		if s.onAck != nil {
+			s.onAck(i)
+		}
 		s.ackCh <- i
 		return nil
 	}}, nil
@@ -411,5 +415,79 @@ func TestEnrichWritesWhileFlushing(t *testing.T) {
 	stored, _ := good.snapshot()
 	if got := eventIDs(t, stored); len(got) != 6 || got[0] != eid(1) || got[5] != eid(6) {
 		t.Errorf("stored %v", got)
+	}
+}
+
+// blockSink stores whole blocks on FlushBlocks and keeps the rest, like
+// the DuckDB loader; Flush stores everything.
+type blockSink struct {
+	sink
+	block int
+	kinds []string
+}
+
+func (s *blockSink) FlushBlocks(context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushes++
+	s.kinds = append(s.kinds, "blocks")
+	keep := len(s.buffered) % s.block
+	n := len(s.buffered) - keep
+	s.stored = append(s.stored, s.buffered[:n]...)
+	s.buffered = append([][]byte(nil), s.buffered[n:]...)
+	return keep, nil
+}
+
+func (s *blockSink) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	s.kinds = append(s.kinds, "full")
+	s.mu.Unlock()
+	return s.sink.Flush(ctx)
+}
+
+// A batch whose lines a block flush kept is acknowledged only once a
+// later flush stores them: the next full flush, when the source goes
+// quiet or the pipeline stops.
+func TestEnrichAcknowledgesKeptLinesLater(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		idle time.Duration
+	}{{"idle", 10 * time.Millisecond}, {"stop", time.Hour}} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Two batches of two events; the flush after them stores a
+			// block of three and keeps the newest event.
+			src := newSource(
+				[][]byte{pageView(eid(1)), pageView(eid(2))},
+				[][]byte{pageView(eid(3)), pageView(eid(4))},
+			)
+			good := &blockSink{block: 3}
+			storedAtAck := map[int]int{}
+			src.onAck = func(i int) {
+				stored, _ := good.snapshot()
+				storedAtAck[i] = len(stored)
+			}
+			stop := run(t, &Enrich{Source: src, Enricher: testEnricher(t), Good: good, Bad: &sink{}, Workers: 1,
+				FlushRecords: 4, IdleFlush: tt.idle, FlushInterval: time.Hour})
+			waitAck(t, src, 0)
+			if tt.name == "idle" {
+				waitAck(t, src, 1)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if a := src.acks(); !slices.Equal(a, []int{0, 1}) {
+				t.Fatalf("acks %v, want batch 0 then batch 1", a)
+			}
+			if storedAtAck[0] != 3 || storedAtAck[1] != 4 {
+				t.Errorf("events stored when batches were acknowledged: %v, want 3 then 4", storedAtAck)
+			}
+			if !slices.Equal(good.kinds, []string{"blocks", "full"}) {
+				t.Errorf("flushes %v, want a block flush then a full one", good.kinds)
+			}
+			stored, _ := good.snapshot()
+			if got := eventIDs(t, stored); strings.Join(got, ",") != strings.Join([]string{eid(1), eid(2), eid(3), eid(4)}, ",") {
+				t.Errorf("stored %v", got)
+			}
+		})
 	}
 }

@@ -23,6 +23,17 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// BlockFlusher is implemented by buffering sinks that store most cheaply
+// in whole blocks (a warehouse's row groups). FlushBlocks stores like
+// Flush but may keep the newest writes, fewer than a block, for a later
+// flush. Writes are stored in order, so what it keeps is always the
+// newest: held counts back from the newest write (at the time of the
+// call or after) and covers every record kept.
+type BlockFlusher interface {
+	Flusher
+	FlushBlocks(ctx context.Context) (held int, err error)
+}
+
 // Flush flushes s if it buffers.
 func Flush(ctx context.Context, s Sink) error {
 	if f, ok := s.(Flusher); ok {

@@ -70,10 +70,12 @@ type table struct {
 	mu          sync.Mutex
 	cur, spare  *staging
 	curRejected [][]byte // bad_rows lines for lines rejected while staging
+	written     int64    // lines ever passed to Write, staged or rejected
 
 	flushMu  sync.Mutex
 	loading  *staging // taken by a flush that failed; loaded first next time
 	rejected [][]byte // bad_rows lines not yet stored by the flush that made them
+	rows     int64    // rows in the table, counted at open and as loads commit
 }
 
 // Open opens or creates the database and its tables.
@@ -122,6 +124,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	// Whatever was staged before a crash was never acknowledged: it will
 	// be enriched again, so the staging files start empty.
 	if s.events, err = openTable(tmp, "events", eventColumns); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(s.schema)+".events").Scan(&s.events.rows); err != nil {
+		s.events.close()
 		s.db.Close()
 		return nil, err
 	}
@@ -228,8 +235,16 @@ func (s *Store) Bad() stream.Sink { return badSink{s} }
 type goodSink struct{ s *Store }
 
 func (g goodSink) Write(ctx context.Context, lines ...[]byte) error { return g.s.stageEvents(lines) }
-func (g goodSink) Flush(ctx context.Context) error                  { return g.s.flushEvents(ctx) }
-func (g goodSink) Close(context.Context) error                      { return nil }
+func (g goodSink) Flush(ctx context.Context) error {
+	_, err := g.s.flushEvents(ctx, 0)
+	return err
+}
+
+// FlushBlocks loads whole DuckDB row groups; see RowGroupRows.
+func (g goodSink) FlushBlocks(ctx context.Context) (int, error) {
+	return g.s.flushEvents(ctx, RowGroupRows)
+}
+func (g goodSink) Close(context.Context) error { return nil }
 
 type badSink struct{ s *Store }
 
@@ -256,6 +271,11 @@ type staging struct {
 	f     *os.File
 	w     *bufio.Writer
 	lines int
+	size  int64
+	// For each line: where it ends in the file, and its number among the
+	// lines written to the table (table.written), so that a flush can
+	// keep the newest lines back for the next one.
+	ends, seqs []int64
 }
 
 func openStaging(path string) (*staging, error) {
@@ -266,17 +286,54 @@ func openStaging(path string) (*staging, error) {
 	return &staging{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
 }
 
-func (st *staging) add(line []byte) error {
+func (st *staging) add(line []byte, seq int64) error {
 	st.lines++
+	st.size += int64(len(line)) + 1
+	st.ends = append(st.ends, st.size)
+	st.seqs = append(st.seqs, seq)
 	if _, err := st.w.Write(line); err != nil {
 		return err
 	}
 	return st.w.WriteByte('\n')
 }
 
+// moveTail moves st's last n lines to the empty staging to; st must be
+// flushed to its file.
+func (st *staging) moveTail(n int, to *staging) error {
+	keep := st.lines - n
+	off := int64(0)
+	if keep > 0 {
+		off = st.ends[keep-1]
+	}
+	tail := make([]byte, st.size-off)
+	if _, err := st.f.ReadAt(tail, off); err != nil {
+		return err
+	}
+	for i := keep; i < st.lines; i++ {
+		start, end := prevEnd(st.ends, i)-off, st.ends[i]-off
+		if err := to.add(tail[start:end-1], st.seqs[i]); err != nil {
+			return err
+		}
+	}
+	if err := st.f.Truncate(off); err != nil {
+		return err
+	}
+	st.lines, st.size = keep, off
+	st.ends, st.seqs = st.ends[:keep], st.seqs[:keep]
+	return nil
+}
+
+func prevEnd(ends []int64, i int) int64 {
+	if i == 0 {
+		return 0
+	}
+	return ends[i-1]
+}
+
 func (st *staging) reset() error {
 	st.w.Reset(st.f)
-	st.lines = 0
+	st.lines, st.size = 0, 0
+	st.ends, st.seqs = st.ends[:0], st.seqs[:0]
 	if err := st.f.Truncate(0); err != nil {
 		return err
 	}
@@ -334,13 +391,14 @@ func (s *Store) stageEvents(lines [][]byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, l := range lines {
+		t.written++
 		l = bytes.TrimRight(l, "\r\n")
 		if err := event.Check(l); err != nil {
 			s.parseErrors.Inc()
 			t.curRejected = append(t.curRejected, badRowLine(parsingError(s.proc, err, l)))
 			continue
 		}
-		if err := t.cur.add(l); err != nil {
+		if err := t.cur.add(l, t.written); err != nil {
 			return err
 		}
 	}
@@ -352,7 +410,8 @@ func (s *Store) stageBad(rows [][]byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, r := range rows {
-		if err := t.cur.add(badRowLine(r)); err != nil {
+		t.written++
+		if err := t.cur.add(badRowLine(r), t.written); err != nil {
 			return err
 		}
 	}
@@ -362,24 +421,33 @@ func (s *Store) stageBad(rows [][]byte) error {
 // Flush loads everything staged in both tables. Lines the database
 // rejects are isolated and stored as bad rows; nothing is dropped.
 func (s *Store) Flush(ctx context.Context) error {
-	if err := s.flushEvents(ctx); err != nil {
+	if _, err := s.flushEvents(ctx, 0); err != nil {
 		return err
 	}
 	return s.flushBad(ctx)
 }
 
-func (s *Store) flushEvents(ctx context.Context) error {
+// RowGroupRows is the number of rows in a DuckDB row group. A load of at
+// least that many rows is written to the database file directly, in new
+// row groups; if the table then holds row groups that are not full
+// between full ones, DuckDB's next checkpoint rewrites them, which costs
+// more than the load did. Loads under steady traffic are therefore cut so
+// that the table always ends on a row group boundary.
+const RowGroupRows = 122880
+
+func (s *Store) flushEvents(ctx context.Context, block int) (held int, err error) {
 	return s.flushTable(ctx, s.events, func(r rejectedLine) []byte {
 		s.parseErrors.Inc()
 		return badRowLine(parsingError(s.proc, r.err, r.line))
-	}, s.loaded)
+	}, s.loaded, block)
 }
 
 func (s *Store) flushBad(ctx context.Context) error {
-	return s.flushTable(ctx, s.badRows, func(r rejectedLine) []byte {
+	_, err := s.flushTable(ctx, s.badRows, func(r rejectedLine) []byte {
 		// Not JSON at all: keep it, wrapped in a generic_error.
 		return badRowLine(badrows.GenericError(s.proc, time.Now(), []string{"bad row is not valid JSON: " + r.err.Error()}, string(r.line)))
-	}, s.badLoaded)
+	}, s.badLoaded, 0)
+	return err
 }
 
 // flushTable loads what t staged before the call, in one COPY (one
@@ -387,27 +455,43 @@ func (s *Store) flushBad(ctx context.Context) error {
 // database rejects become bad rows through reject and are stored before
 // flushTable returns. After a failure, the rows taken stay with the table
 // and are loaded first by the next flush.
-func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLine) []byte, loaded prometheus.Counter) error {
+//
+// With block > 0 and at least block lines staged, the newest lines that
+// would leave the table's row count short of a multiple of block stay
+// staged for the next flush (fewer than block of them); held is then the
+// number of lines written to t, counting back from the newest, that
+// include every line kept back.
+func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLine) []byte, loaded prometheus.Counter, block int) (held int, err error) {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
 	if t.loading != nil || len(t.rejected) > 0 {
 		if err := s.loadTaken(ctx, t, reject, loaded); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	t.mu.Lock()
 	if t.cur.lines == 0 && len(t.curRejected) == 0 {
 		t.mu.Unlock()
-		return nil
+		return 0, nil
 	}
 	if err := t.cur.w.Flush(); err != nil {
 		t.mu.Unlock()
-		return err
+		return 0, err
+	}
+	if block > 0 && t.cur.lines >= block {
+		if keep := int((t.rows + int64(t.cur.lines)) % int64(block)); keep > 0 {
+			if err := t.cur.moveTail(keep, t.spare); err != nil {
+				t.spare.reset()
+				t.mu.Unlock()
+				return 0, err
+			}
+			held = int(t.written - t.spare.seqs[0] + 1)
+		}
 	}
 	t.loading, t.cur, t.spare = t.cur, t.spare, nil
 	t.rejected, t.curRejected = append(t.rejected, t.curRejected...), nil
 	t.mu.Unlock()
-	return s.loadTaken(ctx, t, reject, loaded)
+	return held, s.loadTaken(ctx, t, reject, loaded)
 }
 
 // loadTaken loads t.loading, then stores t.rejected in bad_rows; each is
@@ -424,6 +508,7 @@ func (s *Store) loadTaken(ctx context.Context, t *table, reject func(rejectedLin
 				t.rejected = append(t.rejected, reject(r))
 			}
 			loaded.Add(float64(n - len(rejected)))
+			t.rows += int64(n - len(rejected))
 		}
 		if err := st.reset(); err != nil {
 			return err

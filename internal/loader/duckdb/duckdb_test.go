@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -198,20 +199,7 @@ func BenchmarkLoad(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			s := open(b, filepath.Join(b.TempDir(), "f.duckdb"))
 			defer s.Close(context.Background())
-			vals := map[int]string{
-				event.AppID: "shop", event.Platform: "web", event.Event: "page_view", event.PageURL: "https://shop.example.com/a?b=c",
-				event.PageURLHost: "shop.example.com", event.PageURLScheme: "https", event.PageURLPort: "443", event.PageURLPath: "/a",
-				event.UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", event.NetworkUserID: "6f1d3a52-6c43-4c4b-9b55-3c2a8f6c1d20",
-				event.UserIPAddress: "203.0.113.9", event.DvceCreatedTstamp: "2026-01-02 03:04:04.000", event.DerivedTstamp: "2026-01-02 03:04:04.000",
-				event.EtlTstamp: "2026-01-02 03:04:06.000", event.EventVendor: "com.snowplowanalytics.snowplow", event.EventName: "page_view",
-				event.EventFormat: "jsonschema", event.EventVersion: "1-0-0", event.BrViewwidth: "1200", event.BrViewheight: "800",
-				event.Contexts: `{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":[{"schema":"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":"0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77"}}]}`,
-			}
-			lines := make([][]byte, batch)
-			for i := range lines {
-				vals[event.EventID] = fmt.Sprintf("8c3c4f36-8b3e-4c0c-9b0f-%012x", i)
-				lines[i] = line(vals)
-			}
+			lines := pageViews(batch, 0)
 			b.ResetTimer()
 			for range b.N { // one op is one batch
 				if err := s.Good().Write(context.Background(), lines...); err != nil {
@@ -222,6 +210,74 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
+		})
+	}
+}
+
+// pageViews returns n enriched page views with event ids from offset on.
+func pageViews(n, offset int) [][]byte {
+	vals := map[int]string{
+		event.AppID: "shop", event.Platform: "web", event.Event: "page_view", event.PageURL: "https://shop.example.com/a?b=c",
+		event.PageURLHost: "shop.example.com", event.PageURLScheme: "https", event.PageURLPort: "443", event.PageURLPath: "/a",
+		event.UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", event.NetworkUserID: "6f1d3a52-6c43-4c4b-9b55-3c2a8f6c1d20",
+		event.UserIPAddress: "203.0.113.9", event.DvceCreatedTstamp: "2026-01-02 03:04:04.000", event.DerivedTstamp: "2026-01-02 03:04:04.000",
+		event.EtlTstamp: "2026-01-02 03:04:06.000", event.EventVendor: "com.snowplowanalytics.snowplow", event.EventName: "page_view",
+		event.EventFormat: "jsonschema", event.EventVersion: "1-0-0", event.BrViewwidth: "1200", event.BrViewheight: "800",
+		event.Contexts: `{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":[{"schema":"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":"0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77"}}]}`,
+	}
+	lines := make([][]byte, n)
+	for i := range lines {
+		vals[event.EventID] = fmt.Sprintf("8c3c4f36-8b3e-4c0c-9b0f-%012x", offset+i)
+		lines[i] = line(vals)
+	}
+	return lines
+}
+
+// BenchmarkLoadUnderTraffic loads what a busy pipeline hands the store,
+// a row group and a few rows at a time (six loads, then the last partial
+// one), and checkpoints, which is when DuckDB compacts. "whole" loads
+// every batch as it comes, leaving short row groups between full ones;
+// "blocks" is FlushBlocks, which keeps the table on row group boundaries.
+// One DuckDB thread, as furrow run uses by default.
+func BenchmarkLoadUnderTraffic(b *testing.B) {
+	sizes := []int{RowGroupRows + 23, RowGroupRows + 19, RowGroupRows + 95, RowGroupRows, RowGroupRows + 190, RowGroupRows + 7, 92380}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	all := pageViews(total, 0)
+	for _, mode := range []string{"whole", "blocks"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			for range b.N {
+				b.StopTimer()
+				s, err := Open(ctx, Options{Path: filepath.Join(b.TempDir(), "f.duckdb"), Processor: proc, Threads: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				lines := all
+				for i, n := range sizes {
+					if err := s.Good().Write(ctx, lines[:n]...); err != nil {
+						b.Fatal(err)
+					}
+					lines = lines[n:]
+					block := RowGroupRows
+					if mode == "whole" || i == len(sizes)-1 {
+						block = 0 // the last load of a burst is always whole
+					}
+					if _, err := s.flushEvents(ctx, block); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := s.DB().ExecContext(ctx, "CHECKPOINT"); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				s.Close(ctx)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/event")
 		})
 	}
 }
@@ -356,4 +412,74 @@ func TestFailedFlushKeepsRows(t *testing.T) {
 	if s.Pending() != 0 {
 		t.Errorf("%d pending", s.Pending())
 	}
+}
+
+// A block flush loads so that the table ends on a block boundary and
+// keeps the rest staged; held counts back from the newest write to the
+// oldest line kept, rejected lines included. A full flush loads the rest.
+func TestFlushBlocksKeepsTableAligned(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.duckdb")
+	ctx := context.Background()
+	s := open(t, path)
+	next := 0
+	write := func(n int, bad ...int) {
+		t.Helper()
+		var lines [][]byte
+		for i := range n {
+			if slices.Contains(bad, i) {
+				lines = append(lines, []byte("not\tan\tevent"))
+				continue
+			}
+			lines = append(lines, line(map[int]string{event.EventID: fmt.Sprintf("8c3c4f36-8b3e-4c0c-9b0f-%012d", next)}))
+			next++
+		}
+		if err := s.Good().Write(ctx, lines...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushBlocks := func(block, wantHeld, wantRows int) {
+		t.Helper()
+		held, err := s.flushEvents(ctx, block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held != wantHeld {
+			t.Errorf("held %d, want %d", held, wantHeld)
+		}
+		if n := count(t, s, "SELECT count(*) FROM atomic.events"); n != wantRows {
+			t.Errorf("%d rows loaded, want %d", n, wantRows)
+		}
+	}
+	write(10)
+	flushBlocks(4, 2, 8) // 10 staged: 8 loaded, the newest 2 kept
+	write(3, 1)          // one rejected in the middle: 2 kept + 2 new staged
+	flushBlocks(4, 0, 12)
+	write(5, 4)           // 4 staged, then a rejected line
+	flushBlocks(4, 0, 16) // exactly a block: nothing kept
+	write(2)              // below a block: a full load
+	flushBlocks(4, 0, 18) // not aligned now
+	write(6, 0)           // rejected first, then 5: (18+5)%4 = 3 kept
+	flushBlocks(4, 3, 20) // held = the 3 kept lines, no rejected line after them
+	write(1, 0)           // a rejected line after the kept ones
+	if s.Pending() != 4 {
+		t.Errorf("%d pending, want 3 kept + 1 rejected", s.Pending())
+	}
+	if err := s.Good().(stream.BlockFlusher).Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(DISTINCT event_id) FROM atomic.events"); n != 23 || next != 23 {
+		t.Errorf("%d distinct events loaded of %d written", n, next)
+	}
+	if n := count(t, s, "SELECT count(*) FROM atomic.bad_rows"); n != 4 {
+		t.Errorf("%d bad rows, want the 4 rejected lines", n)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened, the store counts the rows already there.
+	s = open(t, path)
+	defer s.Close(ctx)
+	write(4)
+	flushBlocks(4, 3, 24) // (23+4)%4 = 3 kept: one row completes the block
 }
