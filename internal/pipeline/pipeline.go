@@ -60,11 +60,14 @@ type enriched struct {
 	batch *stream.Batch
 }
 
-// written is a batch whose outputs were written to the sinks, with the
-// number of lines it wrote to the good sink.
+// written is a batch whose outputs were written to the sinks: how to
+// acknowledge it, how many records it had and how many lines it wrote to
+// the good sink. The records themselves are not kept: a batch can wait
+// for its acknowledgement through more than one flush.
 type written struct {
-	batch *stream.Batch
-	good  int
+	ack     func(context.Context) error
+	records int
+	good    int
 }
 
 // flushJob asks the flusher to flush the sinks and acknowledge batches.
@@ -159,7 +162,7 @@ func (p *Enrich) Run(ctx context.Context) error {
 			}
 			records := 0
 			for _, w := range j.batches[:len(j.batches)-len(held)] {
-				records += len(w.batch.Records)
+				records += w.records
 			}
 			m.records.Add(float64(records))
 			p.Logger.Debug("pipeline: stored and acknowledged", "records", records, "batches_kept", len(held), "blocks", j.blocks, "seconds", time.Since(start).Seconds())
@@ -263,7 +266,7 @@ func (p *Enrich) Run(ctx context.Context) error {
 		if len(pending) == 0 {
 			oldest = time.Now()
 		}
-		pending = append(pending, written{w.batch, len(lines)})
+		pending = append(pending, written{w.batch.Ack, len(w.batch.Records), len(lines)})
 		pendingCount += len(lines) + len(w.bad)
 		if full := pendingCount >= p.FlushRecords; full || time.Since(oldest) >= p.FlushInterval {
 			if err := flush(full); err != nil {
@@ -302,7 +305,7 @@ func (p *Enrich) flushAndAck(ctx, store context.Context, j flushJob) (held []wri
 		kept -= j.batches[n].good
 	}
 	if n > 0 {
-		if err := j.batches[n-1].batch.Ack(store); err != nil {
+		if err := j.batches[n-1].ack(store); err != nil {
 			return nil, err
 		}
 	}
