@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/event"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -237,6 +238,11 @@ func FuzzProcess(f *testing.F) {
 			}
 			if strings.ContainsAny(string(g.TSV), "\n\r") {
 				t.Fatal("newline in TSV")
+			}
+			// The loader rejects lines whose columns do not fit their
+			// types; the enricher must never produce one.
+			if err := event.Check(g.TSV); err != nil {
+				t.Fatalf("enriched line fails the loader's check: %v\n%s", err, g.TSV)
 			}
 		}
 	})

@@ -159,6 +159,39 @@ func TestBisectIsolatesRejectedLines(t *testing.T) {
 	}
 }
 
+// A trusted store stages lines without checking them; one the database
+// rejects still becomes a loader_parsing_error bad row, and the others
+// are loaded.
+func TestTrustedStoreIsolatesRejectedLines(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "f.duckdb"), Processor: proc, Trusted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	lines := [][]byte{
+		line(map[int]string{event.AppID: "a"}),
+		line(map[int]string{event.AppID: "b", event.TxnID: "forty-two"}),
+		line(map[int]string{event.AppID: "c"}),
+	}
+	if err := s.Good().Write(ctx, lines...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM atomic.events WHERE app_id IN ('a', 'c')"); n != 2 {
+		t.Errorf("%d good events loaded, want 2", n)
+	}
+	var ft, payload string
+	if err := s.DB().QueryRow("SELECT failure_type, payload::VARCHAR FROM atomic.bad_rows").Scan(&ft, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if ft != "loader_parsing_error" || !strings.Contains(payload, "forty-two") {
+		t.Errorf("bad row %s: %s", ft, payload)
+	}
+}
+
 func TestLoadBadRows(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
 	defer s.Close(context.Background())
