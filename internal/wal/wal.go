@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -272,6 +273,11 @@ func (l *Log) Append(recs ...[]byte) error {
 		// Batches are written in order and a batch being written is
 		// finished before flushing is cleared, so b is l.cur here.
 		l.flushing = true
+		// Let the other goroutines that are ready to append join this
+		// write before taking the batch.
+		l.mu.Unlock()
+		runtime.Gosched()
+		l.mu.Lock()
 		l.cur = &batch{buf: l.spare[:0]}
 		l.mu.Unlock()
 		err := l.write(b.buf)
