@@ -25,7 +25,7 @@ const usage = `furrow: a Snowplow-compatible event pipeline in one binary.
 Usage:
   furrow run [flags]      collect, enrich and load events (embedded defaults)
   furrow config [flags]   print the effective configuration as YAML
-  furrow sql [flags] SQL  query the DuckDB warehouse (while furrow is stopped)
+  furrow sql [flags] SQL  query the DuckDB warehouse (through furrow while it runs)
   furrow version          print the version
 
 Run 'furrow run -h' for the flags.

@@ -3,11 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/furrow-io/furrow/internal/app"
 	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/config"
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
@@ -86,5 +93,111 @@ func TestCommands(t *testing.T) {
 		if !strings.Contains(out.String(), tt.wantOut) {
 			t.Errorf("%v: output %q does not contain %q", tt.args, out.String(), tt.wantOut)
 		}
+	}
+}
+
+// While furrow runs, `furrow sql` queries it through its socket: the
+// events it has loaded so far, and nothing but queries.
+func TestSQLWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+
+	resp, err := http.Get("http://" + a.Addr() + "/i?e=pv&p=web&tv=js-3.24.0&aid=live&page=Live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The event is loaded within the idle flush; poll for it.
+	var out, errb bytes.Buffer
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out.Reset()
+		if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT app_id, page_title FROM atomic.events"}, &out, &errb); err != nil {
+			t.Fatalf("query while running: %v", err)
+		}
+		if out.String() == "app_id\tpage_title\nlive\tLive\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query result %q", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	for _, q := range []string{"DELETE FROM atomic.events", "SELECT 1; DELETE FROM atomic.events", "CHECKPOINT"} {
+		if err := run(ctx, []string{"sql", "--data-dir", dir, q}, &out, &errb); err == nil || !strings.Contains(err.Error(), "only one SELECT or EXPLAIN") {
+			t.Errorf("%q: error %v, want a refusal", q, err)
+		}
+	}
+	// A failing query reports DuckDB's error.
+	if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT nope FROM atomic.events"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("bad column: error %v", err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT count(*) AS n FROM atomic.events"}, &out, &errb); err != nil || out.String() != "n\n1\n" {
+		t.Errorf("after refused statements: %q, %v", out.String(), err)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Stopped: the socket is gone and the file is queried directly.
+	if _, err := os.Stat(app.QuerySocket(dir)); !os.IsNotExist(err) {
+		t.Errorf("socket left after a clean stop: %v", err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"sql", "--data-dir", dir, "SELECT count(*) AS n FROM atomic.events"}, &out, &errb); err != nil || out.String() != "n\n1\n" {
+		t.Errorf("after stop: %q, %v", out.String(), err)
+	}
+}
+
+// A socket left by a furrow that was killed does not stop `furrow sql`
+// from reading the file, nor the next furrow from starting.
+func TestSQLStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("unix", app.QuerySocket(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(rctx) }()
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT 42 AS answer"}, &out, &errb); err != nil || out.String() != "answer\n42\n" {
+		t.Errorf("through the new socket: %q, %v", out.String(), err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	l, err = net.Listen("unix", app.QuerySocket(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	out.Reset()
+	if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT 42 AS answer"}, &out, &errb); err != nil || out.String() != "answer\n42\n" {
+		t.Errorf("from the file, past a stale socket: %q, %v", out.String(), err)
 	}
 }

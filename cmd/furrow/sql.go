@@ -7,16 +7,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
-	"time"
+	"syscall"
 
 	duck "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/furrow-io/furrow/internal/app"
 	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
 
 // runSQL queries the warehouse read-only and prints the result as TSV
-// with a header line.
+// with a header line: through the running furrow's query socket if there
+// is one, otherwise from the database file.
 func runSQL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("furrow sql", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -24,8 +30,9 @@ func runSQL(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, `Usage: furrow sql [flags] "SELECT ..."
 
 Queries the DuckDB warehouse read-only, printing tab-separated rows with a
-header. DuckDB lets one process write a database file, so stop 'furrow run'
-first (it loads everything it has collected before it exits).`)
+header. While 'furrow run' is running on the same data directory, the
+query goes to it (through the socket <data-dir>/furrow.sock) and can be
+one SELECT or EXPLAIN; otherwise the database file is opened read-only.`)
 		fs.PrintDefaults()
 	}
 	file := fs.String("config", "", "YAML configuration file, to find the warehouse")
@@ -44,65 +51,57 @@ first (it loads everything it has collected before it exits).`)
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
+	err = queryRunning(ctx, app.QuerySocket(cfg.DataDir), fs.Arg(0), stdout)
+	if !errors.Is(err, errNotRunning) {
+		return err
+	}
 	conn, err := duck.NewConnector(cfg.DuckDBPath()+"?access_mode=READ_ONLY", nil)
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
-			return fmt.Errorf("%s is in use, most likely by a running 'furrow run'; stop it and query again: %w", cfg.DuckDBPath(), err)
+			return fmt.Errorf("%s is in use by another process, and no furrow answers on %s: %w", cfg.DuckDBPath(), app.QuerySocket(cfg.DataDir), err)
 		}
 		return fmt.Errorf("open %s: %w", cfg.DuckDBPath(), err)
 	}
 	db := sql.OpenDB(conn)
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return err
-	}
-	types, err := rows.ColumnTypes()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, strings.Join(cols, "\t"))
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	out := make([]string, len(cols))
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
-		}
-		for i, v := range vals {
-			if b, ok := v.([]byte); ok && len(b) == 16 && types[i].DatabaseTypeName() == "UUID" {
-				v = duck.UUID(b)
-			}
-			out[i] = cell(v)
-		}
-		fmt.Fprintln(stdout, strings.Join(out, "\t"))
-	}
-	return rows.Err()
+	return duckdb.QueryTSV(ctx, db, fs.Arg(0), stdout, false)
 }
 
-// cell renders one value; tabs and newlines are escaped so each row stays
-// on one line.
-func cell(v any) string {
-	var s string
-	switch x := v.(type) {
-	case nil:
-		return "NULL"
-	case []byte:
-		s = string(x)
-	case time.Time:
-		s = x.UTC().Format("2006-01-02 15:04:05.000")
-	case duck.UUID:
-		s = x.String()
-	default:
-		s = fmt.Sprint(x)
+var errNotRunning = errors.New("no furrow is running on this data directory")
+
+// queryRunning sends the query to a running furrow and copies its answer
+// to w. It returns errNotRunning if nothing listens on the socket.
+func queryRunning(ctx context.Context, socket, query string, w io.Writer) error {
+	if _, err := os.Stat(socket); err != nil {
+		return errNotRunning
 	}
-	return strings.NewReplacer("\\", "\\\\", "\t", "\\t", "\n", "\\n", "\r", "\\r").Replace(s)
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://furrow/sql", strings.NewReader(query))
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			return errNotRunning // a socket left by a furrow that was killed
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		return errors.New(strings.TrimSpace(string(msg)))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return err
+	}
+	if msg := resp.Trailer.Get(app.QueryErrorTrailer); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }

@@ -84,9 +84,12 @@ type App struct {
 	microS   *micro.Store
 	server   *http.Server
 	listener net.Listener
-	enricher *enrich.Enricher
-	resolver *iglu.Resolver
-	stdout   *tsvWriter
+	// The query socket of `furrow sql`, when DuckDB is enabled.
+	queryListener net.Listener
+	queryServer   *http.Server
+	enricher      *enrich.Enricher
+	resolver      *iglu.Resolver
+	stdout        *tsvWriter
 }
 
 // New opens everything; Run starts serving.
@@ -131,6 +134,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, Trusted: true, Processor: proc, Logger: log, Registry: a.reg})
 		if err != nil {
 			return nil, err
+		}
+	}
+	if a.store != nil {
+		if a.queryListener, err = listenQuery(cfg.DataDir); err != nil {
+			log.Warn("furrow sql cannot query this furrow while it runs", "err", err)
+		} else {
+			a.queryServer = &http.Server{Handler: queryHandler(a.store, log), ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		}
 	}
 	if cfg.Micro.Enabled {
@@ -241,6 +252,7 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	go a.serveQueries()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	a.log.Info("furrow is running", "collector", "http://"+a.Addr(), "data_dir", a.cfg.DataDir,
@@ -293,6 +305,7 @@ func (a *App) closeAll(ctx context.Context) error {
 	if a.stdout != nil {
 		errs = append(errs, a.stdout.flush())
 	}
+	a.stopQueries()
 	if a.store != nil {
 		errs = append(errs, a.store.Close(ctx))
 	}

@@ -1,0 +1,118 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// QuerySocket is the Unix socket on which a running furrow answers
+// `furrow sql`. DuckDB lets only one process open the database file, so
+// queries while furrow runs go through furrow. The socket is created
+// accessible to furrow's own user only: that is its access control.
+func QuerySocket(dataDir string) string { return filepath.Join(dataDir, "furrow.sock") }
+
+// QueryErrorTrailer is the HTTP trailer that reports a query that failed
+// after its first rows were sent.
+const QueryErrorTrailer = "Furrow-Error"
+
+// maxSocketPath is the longest Unix socket path every platform accepts.
+const maxSocketPath = 103
+
+// listenQuery opens the query socket, replacing one left behind by a
+// furrow that did not stop cleanly.
+func listenQuery(dataDir string) (net.Listener, error) {
+	path := QuerySocket(dataDir)
+	if len(path) > maxSocketPath {
+		return nil, errors.New("the path is too long for a Unix socket: " + path)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, errors.New("another furrow answers on " + path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	return listenPrivate(path)
+}
+
+// querier runs a query and writes its result (duckdb.Store).
+type querier interface {
+	Query(ctx context.Context, query string, w io.Writer) error
+}
+
+// queryHandler answers POST /sql: the body is one SELECT or EXPLAIN, the
+// answer its result as TSV (see duckdb.QueryTSV).
+func queryHandler(s querier, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/sql" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "use POST", http.StatusMethodNotAllowed)
+			return
+		}
+		q, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Trailer", QueryErrorTrailer)
+		w.Header().Set("Content-Type", "text/tab-separated-values; charset=utf-8")
+		sw := &startedWriter{w: w}
+		start := time.Now()
+		err = s.Query(r.Context(), string(q), sw)
+		log.Debug("query", "sql", string(q), "seconds", time.Since(start).Seconds(), "err", err)
+		if err == nil {
+			return
+		}
+		msg := strings.Join(strings.Fields(err.Error()), " ")
+		if !sw.started {
+			http.Error(w, msg, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set(QueryErrorTrailer, msg)
+	})
+}
+
+// startedWriter notes whether anything was written.
+type startedWriter struct {
+	w       io.Writer
+	started bool
+}
+
+func (s *startedWriter) Write(p []byte) (int, error) {
+	s.started = true
+	return s.w.Write(p)
+}
+
+// serveQueries serves the query socket until it is closed.
+func (a *App) serveQueries() {
+	if a.queryServer == nil {
+		return
+	}
+	if err := a.queryServer.Serve(a.queryListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.log.Error("query socket", "err", err)
+	}
+}
+
+// stopQueries closes the query socket, cancelling queries in progress.
+func (a *App) stopQueries() {
+	if a.queryServer != nil {
+		a.queryServer.Close()
+	}
+	if a.queryListener != nil {
+		a.queryListener.Close() // removes the socket file
+	}
+}

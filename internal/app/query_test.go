@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/loader/duckdb"
+)
+
+func TestQueryHandler(t *testing.T) {
+	ctx := context.Background()
+	s, err := duckdb.Open(ctx, duckdb.Options{Path: filepath.Join(t.TempDir(), "f.duckdb"), Processor: badrows.Processor{Artifact: "furrow", Version: "0.0.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	srv := httptest.NewServer(queryHandler(s, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+
+	tests := []struct {
+		name, method, path, sql string
+		status                  int
+		body, trailer           string // body prefix; trailer substring
+	}{
+		{"select", "POST", "/sql", "SELECT 1 AS a, NULL AS b, 'x\ty' AS c", 200, "a\tb\tc\n1\tNULL\tx\\ty\n", ""},
+		{"write refused", "POST", "/sql", "DROP TABLE atomic.events", 400, "only one SELECT or EXPLAIN", ""},
+		{"error before rows", "POST", "/sql", "SELECT nope", 400, "nope", ""},
+		{"GET", "GET", "/sql", "", 405, "use POST", ""},
+		{"other path", "POST", "/other", "SELECT 1", 404, "404", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.sql))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status || !strings.HasPrefix(string(body), tt.body) && !strings.Contains(string(body), tt.body) {
+				t.Errorf("%d %q, want %d %q", resp.StatusCode, body, tt.status, tt.body)
+			}
+			if got := resp.Trailer.Get(QueryErrorTrailer); !strings.Contains(got, tt.trailer) || (tt.trailer == "") != (got == "") {
+				t.Errorf("trailer %q, want %q", got, tt.trailer)
+			}
+		})
+	}
+}
+
+type querierFunc func(ctx context.Context, q string, w io.Writer) error
+
+func (f querierFunc) Query(ctx context.Context, q string, w io.Writer) error { return f(ctx, q, w) }
+
+// A query that fails once rows were sent has already answered 200: the
+// error comes as a trailer, on one line.
+func TestQueryHandlerErrorAfterRows(t *testing.T) {
+	failing := querierFunc(func(_ context.Context, _ string, w io.Writer) error {
+		io.WriteString(w, "a\n1\n")
+		return errors.New("Conversion Error:\nboom")
+	})
+	srv := httptest.NewServer(queryHandler(failing, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/sql", "text/plain", strings.NewReader("SELECT 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "a\n1\n" {
+		t.Errorf("%d %q", resp.StatusCode, body)
+	}
+	if got := resp.Trailer.Get(QueryErrorTrailer); got != "Conversion Error: boom" {
+		t.Errorf("trailer %q", got)
+	}
+}
