@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -133,6 +134,14 @@ func TestSQLWhileRunning(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	// The same socket serves the metrics.
+	metrics := socketGet(t, dir, "/metrics")
+	for _, want := range []string{"furrow_enrich_good_total 1", "furrow_duckdb_events_loaded_total 1", `furrow_log_backlog_bytes{log="raw"} 0`, "go_goroutines ", "process_resident_memory_bytes "} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
 	for _, q := range []string{"DELETE FROM atomic.events", "SELECT 1; DELETE FROM atomic.events", "CHECKPOINT"} {
 		if err := run(ctx, []string{"sql", "--data-dir", dir, q}, &out, &errb); err == nil || !strings.Contains(err.Error(), "only one SELECT or EXPLAIN") {
 			t.Errorf("%q: error %v, want a refusal", q, err)
@@ -152,7 +161,7 @@ func TestSQLWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Stopped: the socket is gone and the file is queried directly.
-	if _, err := os.Stat(app.QuerySocket(dir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(app.Socket(dir)); !os.IsNotExist(err) {
 		t.Errorf("socket left after a clean stop: %v", err)
 	}
 	out.Reset()
@@ -165,7 +174,7 @@ func TestSQLWhileRunning(t *testing.T) {
 // from reading the file, nor the next furrow from starting.
 func TestSQLStaleSocket(t *testing.T) {
 	dir := t.TempDir()
-	l, err := net.Listen("unix", app.QuerySocket(dir))
+	l, err := net.Listen("unix", app.Socket(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +199,7 @@ func TestSQLStaleSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, err = net.Listen("unix", app.QuerySocket(dir))
+	l, err = net.Listen("unix", app.Socket(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,4 +209,23 @@ func TestSQLStaleSocket(t *testing.T) {
 	if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT 42 AS answer"}, &out, &errb); err != nil || out.String() != "answer\n42\n" {
 		t.Errorf("from the file, past a stale socket: %q, %v", out.String(), err)
 	}
+}
+
+// socketGet GETs path from the furrow running on dir, through its socket.
+func socketGet(t *testing.T, dir, path string) string {
+	t.Helper()
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", app.Socket(dir))
+	}}}
+	resp, err := c.Get("http://furrow" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+	}
+	return string(b)
 }

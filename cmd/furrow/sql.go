@@ -51,14 +51,14 @@ one SELECT or EXPLAIN; otherwise the database file is opened read-only.`)
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
-	err = queryRunning(ctx, app.QuerySocket(cfg.DataDir), fs.Arg(0), stdout)
+	err = queryRunning(ctx, app.Socket(cfg.DataDir), fs.Arg(0), stdout)
 	if !errors.Is(err, errNotRunning) {
 		return err
 	}
 	conn, err := duck.NewConnector(cfg.DuckDBPath()+"?access_mode=READ_ONLY", nil)
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
-			return fmt.Errorf("%s is in use by another process, and no furrow answers on %s: %w", cfg.DuckDBPath(), app.QuerySocket(cfg.DataDir), err)
+			return fmt.Errorf("%s is in use by another process, and no furrow answers on %s: %w", cfg.DuckDBPath(), app.Socket(cfg.DataDir), err)
 		}
 		return fmt.Errorf("open %s: %w", cfg.DuckDBPath(), err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/furrow-io/furrow/internal/badrows"
@@ -74,6 +75,8 @@ func Resolver(c *config.Config) (*iglu.Resolver, error) {
 	return iglu.NewResolver(iglu.ResolverOptions{Repositories: repos, CacheSize: 500}), nil
 }
 
+const backlogHelp = "Bytes in a log not yet processed and stored: collected payloads waiting for enrichment (raw), size violations waiting for loading (collector-bad)."
+
 // App is a running furrow.
 type App struct {
 	cfg      config.Config
@@ -84,12 +87,12 @@ type App struct {
 	microS   *micro.Store
 	server   *http.Server
 	listener net.Listener
-	// The query socket of `furrow sql`, when DuckDB is enabled.
-	queryListener net.Listener
-	queryServer   *http.Server
-	enricher      *enrich.Enricher
-	resolver      *iglu.Resolver
-	stdout        *tsvWriter
+	// The local socket: `furrow sql` and metrics (see Socket).
+	sockListener net.Listener
+	sockServer   *http.Server
+	enricher     *enrich.Enricher
+	resolver     *iglu.Resolver
+	stdout       *tsvWriter
 }
 
 // New opens everything; Run starts serving.
@@ -118,6 +121,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if a.bad, err = wal.Open(walOpts("collector-bad")); err != nil {
 		return nil, err
 	}
+	a.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "furrow_log_backlog_bytes", ConstLabels: prometheus.Labels{"log": "raw"},
+			Help: backlogHelp},
+			func() float64 { return float64(a.raw.Lag("enrich")) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "furrow_log_backlog_bytes", ConstLabels: prometheus.Labels{"log": "collector-bad"},
+			Help: backlogHelp},
+			func() float64 { return float64(a.bad.Lag("load")) }),
+	)
 	if a.resolver, err = Resolver(&cfg); err != nil {
 		return nil, err
 	}
@@ -136,13 +149,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			return nil, err
 		}
 	}
-	if a.store != nil {
-		if a.queryListener, err = listenQuery(cfg.DataDir); err != nil {
-			log.Warn("furrow sql cannot query this furrow while it runs", "err", err)
-		} else {
-			a.queryServer = &http.Server{Handler: queryHandler(a.store, log), ReadHeaderTimeout: 10 * time.Second,
-				ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if a.sockListener, err = listenSocket(cfg.DataDir); err != nil {
+		log.Warn("no local socket: furrow sql cannot query this furrow while it runs, and metrics are not served", "err", err)
+	} else {
+		var q querier
+		if a.store != nil {
+			q = a.store
 		}
+		a.sockServer = &http.Server{Handler: socketHandler(q, a.reg, log), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	}
 	if cfg.Micro.Enabled {
 		a.microS = micro.NewStore(cfg.Micro.MaxEvents)
@@ -252,7 +267,7 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	go a.serveQueries()
+	go a.serveSocket()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	a.log.Info("furrow is running", "collector", "http://"+a.Addr(), "data_dir", a.cfg.DataDir,
@@ -305,7 +320,7 @@ func (a *App) closeAll(ctx context.Context) error {
 	if a.stdout != nil {
 		errs = append(errs, a.stdout.flush())
 	}
-	a.stopQueries()
+	a.stopSocket()
 	if a.store != nil {
 		errs = append(errs, a.store.Close(ctx))
 	}

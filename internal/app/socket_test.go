@@ -11,18 +11,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
 
-func TestQueryHandler(t *testing.T) {
+func TestSocketHandler(t *testing.T) {
 	ctx := context.Background()
 	s, err := duckdb.Open(ctx, duckdb.Options{Path: filepath.Join(t.TempDir(), "f.duckdb"), Processor: badrows.Processor{Artifact: "furrow", Version: "0.0.0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	srv := httptest.NewServer(queryHandler(s, slog.New(slog.DiscardHandler)))
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_test_total", Help: "A test counter."})
+	reg.MustRegister(c)
+	c.Add(3)
+	srv := httptest.NewServer(socketHandler(s, reg, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 
 	tests := []struct {
@@ -35,6 +41,7 @@ func TestQueryHandler(t *testing.T) {
 		{"error before rows", "POST", "/sql", "SELECT nope", 400, "nope", ""},
 		{"GET", "GET", "/sql", "", 405, "use POST", ""},
 		{"other path", "POST", "/other", "SELECT 1", 404, "404", ""},
+		{"metrics", "GET", "/metrics", "", 200, "# HELP furrow_test_total A test counter.\n# TYPE furrow_test_total counter\nfurrow_test_total 3\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +66,29 @@ type querierFunc func(ctx context.Context, q string, w io.Writer) error
 
 func (f querierFunc) Query(ctx context.Context, q string, w io.Writer) error { return f(ctx, q, w) }
 
+// Without DuckDB there is nothing to query; metrics are still served.
+func TestSocketHandlerWithoutDuckDB(t *testing.T) {
+	srv := httptest.NewServer(socketHandler(nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/sql", "text/plain", strings.NewReader("SELECT 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(string(body), "disabled") {
+		t.Errorf("%d %q", resp.StatusCode, body)
+	}
+	resp, err = http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("metrics: %d", resp.StatusCode)
+	}
+}
+
 // A query that fails once rows were sent has already answered 200: the
 // error comes as a trailer, on one line.
 func TestQueryHandlerErrorAfterRows(t *testing.T) {
@@ -66,7 +96,7 @@ func TestQueryHandlerErrorAfterRows(t *testing.T) {
 		io.WriteString(w, "a\n1\n")
 		return errors.New("Conversion Error:\nboom")
 	})
-	srv := httptest.NewServer(queryHandler(failing, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(socketHandler(failing, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	resp, err := http.Post(srv.URL+"/sql", "text/plain", strings.NewReader("SELECT 1"))
 	if err != nil {

@@ -11,13 +11,17 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// QuerySocket is the Unix socket on which a running furrow answers
-// `furrow sql`. DuckDB lets only one process open the database file, so
-// queries while furrow runs go through furrow. The socket is created
-// accessible to furrow's own user only: that is its access control.
-func QuerySocket(dataDir string) string { return filepath.Join(dataDir, "furrow.sock") }
+// Socket is the Unix socket on which a running furrow answers `furrow
+// sql` (POST /sql) and serves its Prometheus metrics (GET /metrics).
+// DuckDB lets only one process open the database file, so queries while
+// furrow runs go through furrow. The socket is created accessible to
+// furrow's own user only: that is its access control.
+func Socket(dataDir string) string { return filepath.Join(dataDir, "furrow.sock") }
 
 // QueryErrorTrailer is the HTTP trailer that reports a query that failed
 // after its first rows were sent.
@@ -26,10 +30,10 @@ const QueryErrorTrailer = "Furrow-Error"
 // maxSocketPath is the longest Unix socket path every platform accepts.
 const maxSocketPath = 103
 
-// listenQuery opens the query socket, replacing one left behind by a
-// furrow that did not stop cleanly.
-func listenQuery(dataDir string) (net.Listener, error) {
-	path := QuerySocket(dataDir)
+// listenSocket opens the socket, replacing one left behind by a furrow
+// that did not stop cleanly.
+func listenSocket(dataDir string) (net.Listener, error) {
+	path := Socket(dataDir)
 	if len(path) > maxSocketPath {
 		return nil, errors.New("the path is too long for a Unix socket: " + path)
 	}
@@ -50,14 +54,25 @@ type querier interface {
 	Query(ctx context.Context, query string, w io.Writer) error
 }
 
+// socketHandler serves the socket: /sql with s (nil when DuckDB is
+// disabled) and /metrics from g.
+func socketHandler(s querier, g prometheus.Gatherer, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	if s != nil {
+		mux.Handle("/sql", queryHandler(s, log))
+	} else {
+		mux.HandleFunc("/sql", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "the DuckDB warehouse is disabled (duckdb.enabled: false)", http.StatusNotFound)
+		})
+	}
+	return mux
+}
+
 // queryHandler answers POST /sql: the body is one SELECT or EXPLAIN, the
 // answer its result as TSV (see duckdb.QueryTSV).
 func queryHandler(s querier, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/sql" {
-			http.NotFound(w, r)
-			return
-		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "use POST", http.StatusMethodNotAllowed)
@@ -97,22 +112,22 @@ func (s *startedWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// serveQueries serves the query socket until it is closed.
-func (a *App) serveQueries() {
-	if a.queryServer == nil {
+// serveSocket serves the socket until it is closed.
+func (a *App) serveSocket() {
+	if a.sockServer == nil {
 		return
 	}
-	if err := a.queryServer.Serve(a.queryListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		a.log.Error("query socket", "err", err)
+	if err := a.sockServer.Serve(a.sockListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.log.Error("socket", "path", Socket(a.cfg.DataDir), "err", err)
 	}
 }
 
-// stopQueries closes the query socket, cancelling queries in progress.
-func (a *App) stopQueries() {
-	if a.queryServer != nil {
-		a.queryServer.Close()
+// stopSocket closes the socket, cancelling queries in progress.
+func (a *App) stopSocket() {
+	if a.sockServer != nil {
+		a.sockServer.Close()
 	}
-	if a.queryListener != nil {
-		a.queryListener.Close() // removes the socket file
+	if a.sockListener != nil {
+		a.sockListener.Close() // removes the socket file
 	}
 }
