@@ -391,8 +391,9 @@ func (t *table) pending() int {
 // Pending returns the number of staged events and bad rows.
 func (s *Store) Pending() int { return s.events.pending() + s.badRows.pending() }
 
-// stageEvents checks lines and stages the valid ones; the others become
-// loader_parsing_error bad rows, stored by the same flush.
+// stageEvents checks lines (unless the store is Trusted) and stages the
+// valid ones; the others become loader_parsing_error bad rows, stored by
+// the same flush.
 func (s *Store) stageEvents(lines [][]byte) error {
 	t := s.events
 	t.mu.Lock()
@@ -400,16 +401,12 @@ func (s *Store) stageEvents(lines [][]byte) error {
 	for _, l := range lines {
 		t.written++
 		l = bytes.TrimRight(l, "\r\n")
-		if s.trusted {
-			if err := t.cur.add(l, t.written); err != nil {
-				return err
+		if !s.trusted {
+			if err := event.Check(l); err != nil {
+				s.parseErrors.Inc()
+				t.curRejected = append(t.curRejected, badRowLine(parsingError(s.proc, err, l)))
+				continue
 			}
-			continue
-		}
-		if err := event.Check(l); err != nil {
-			s.parseErrors.Inc()
-			t.curRejected = append(t.curRejected, badRowLine(parsingError(s.proc, err, l)))
-			continue
 		}
 		if err := t.cur.add(l, t.written); err != nil {
 			return err
