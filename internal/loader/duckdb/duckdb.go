@@ -274,16 +274,20 @@ const (
 
 // staging is a TSV file of rows waiting for a COPY.
 type staging struct {
-	path  string
-	f     *os.File
-	w     *bufio.Writer
-	lines int
-	size  int64
+	path string
+	f    *os.File
+	w    *bufio.Writer
 	// For each line: where it ends in the file, and its number among the
 	// lines written to the table (table.written), so that a flush can
 	// keep the newest lines back for the next one.
 	ends, seqs []int64
 }
+
+// lines is the number of lines staged.
+func (st *staging) lines() int { return len(st.ends) }
+
+// size is the number of bytes staged.
+func (st *staging) size() int64 { return prevEnd(st.ends, len(st.ends)) }
 
 func openStaging(path string) (*staging, error) {
 	f, err := os.Create(path)
@@ -294,9 +298,7 @@ func openStaging(path string) (*staging, error) {
 }
 
 func (st *staging) add(line []byte, seq int64) error {
-	st.lines++
-	st.size += int64(len(line)) + 1
-	st.ends = append(st.ends, st.size)
+	st.ends = append(st.ends, st.size()+int64(len(line))+1)
 	st.seqs = append(st.seqs, seq)
 	if _, err := st.w.Write(line); err != nil {
 		return err
@@ -307,16 +309,13 @@ func (st *staging) add(line []byte, seq int64) error {
 // moveTail moves st's last n lines to the empty staging to; st must be
 // flushed to its file.
 func (st *staging) moveTail(n int, to *staging) error {
-	keep := st.lines - n
-	off := int64(0)
-	if keep > 0 {
-		off = st.ends[keep-1]
-	}
-	tail := make([]byte, st.size-off)
+	keep := st.lines() - n
+	off := prevEnd(st.ends, keep)
+	tail := make([]byte, st.size()-off)
 	if _, err := st.f.ReadAt(tail, off); err != nil {
 		return err
 	}
-	for i := keep; i < st.lines; i++ {
+	for i := keep; i < st.lines(); i++ {
 		start, end := prevEnd(st.ends, i)-off, st.ends[i]-off
 		if err := to.add(tail[start:end-1], st.seqs[i]); err != nil {
 			return err
@@ -325,11 +324,11 @@ func (st *staging) moveTail(n int, to *staging) error {
 	if err := st.f.Truncate(off); err != nil {
 		return err
 	}
-	st.lines, st.size = keep, off
 	st.ends, st.seqs = st.ends[:keep], st.seqs[:keep]
 	return nil
 }
 
+// prevEnd is where line i starts: the end of the line before it.
 func prevEnd(ends []int64, i int) int64 {
 	if i == 0 {
 		return 0
@@ -339,7 +338,6 @@ func prevEnd(ends []int64, i int) int64 {
 
 func (st *staging) reset() error {
 	st.w.Reset(st.f)
-	st.lines, st.size = 0, 0
 	st.ends, st.seqs = st.ends[:0], st.seqs[:0]
 	if err := st.f.Truncate(0); err != nil {
 		return err
@@ -377,11 +375,11 @@ func (t *table) close() {
 // pending counts rows written and not yet loaded.
 func (t *table) pending() int {
 	t.mu.Lock()
-	n := t.cur.lines + len(t.curRejected)
+	n := t.cur.lines() + len(t.curRejected)
 	t.mu.Unlock()
 	t.flushMu.Lock()
 	if t.loading != nil {
-		n += t.loading.lines
+		n += t.loading.lines()
 	}
 	n += len(t.rejected)
 	t.flushMu.Unlock()
@@ -480,7 +478,7 @@ func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLi
 		}
 	}
 	t.mu.Lock()
-	if t.cur.lines == 0 && len(t.curRejected) == 0 {
+	if t.cur.lines() == 0 && len(t.curRejected) == 0 {
 		t.mu.Unlock()
 		return 0, nil
 	}
@@ -488,8 +486,8 @@ func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLi
 		t.mu.Unlock()
 		return 0, err
 	}
-	if block > 0 && t.cur.lines >= block {
-		if keep := int((t.rows + int64(t.cur.lines)) % int64(block)); keep > 0 {
+	if block > 0 && t.cur.lines() >= block {
+		if keep := int((t.rows + int64(t.cur.lines())) % int64(block)); keep > 0 {
 			if err := t.cur.moveTail(keep, t.spare); err != nil {
 				t.spare.reset()
 				t.mu.Unlock()
@@ -508,7 +506,7 @@ func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLi
 // cleared once stored, and the staging file goes back to t.spare.
 func (s *Store) loadTaken(ctx context.Context, t *table, reject func(rejectedLine) []byte, loaded prometheus.Counter) error {
 	if st := t.loading; st != nil {
-		n := st.lines
+		n := st.lines()
 		if n > 0 {
 			rejected, err := s.loadStaged(ctx, st, t.name, t.columns)
 			if err != nil {
