@@ -19,8 +19,8 @@ var ErrNotAQuery = errors.New("only one SELECT or EXPLAIN statement can be run w
 
 // Query runs one SELECT or EXPLAIN statement and writes its result to w
 // as tab-separated lines, with a header line. It is how `furrow sql`
-// queries a running furrow: the store goes on loading meanwhile, and the
-// query sees the events committed when it started.
+// queries a running furrow; the store goes on loading meanwhile, on its
+// own connection.
 func (s *Store) Query(ctx context.Context, query string, w io.Writer) error {
 	return QueryTSV(ctx, s.db, query, w, true)
 }
