@@ -5,6 +5,7 @@ package app
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/furrow-io/furrow/internal/badrows"
@@ -85,7 +88,7 @@ type App struct {
 	raw, bad *wal.Log
 	store    *duckdb.Store
 	microS   *micro.Store
-	server   *http.Server
+	server   *fasthttp.Server
 	listener net.Listener
 	// The local socket: `furrow sql` and metrics (see Socket).
 	sockListener net.Listener
@@ -173,27 +176,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	// Two routes, chosen by prefix: a ServeMux would cost allocations on
-	// every tracker request.
-	var handler http.Handler = col
+	// every tracker request. Micro's API is a net/http handler, served
+	// through fasthttp's adaptor.
+	handler := col.Handle
 	if a.microS != nil {
-		mh := micro.Handler(a.microS, a.resolver)
-		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasPrefix(r.URL.Path, "/micro/") {
-				mh.ServeHTTP(w, r)
+		mh := fasthttpadaptor.NewFastHTTPHandler(micro.Handler(a.microS, a.resolver))
+		handler = func(ctx *fasthttp.RequestCtx) {
+			if bytes.HasPrefix(ctx.Path(), []byte("/micro/")) {
+				mh(ctx)
 				return
 			}
-			col.ServeHTTP(w, r)
-		})
+			col.Handle(ctx)
+		}
 	}
-	a.server = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	a.server = col.NewServer(handler, collector.DefaultServerOptions())
 	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
 	}
@@ -279,9 +275,10 @@ func (a *App) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			runErr = err
+		if err == nil {
+			err = errors.New("the collector's server stopped")
 		}
+		runErr = err
 	case err := <-pipesDone:
 		runErr = fmt.Errorf("pipeline stopped: %w", err)
 		pipesDone <- err
@@ -289,7 +286,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	a.log.Info("furrow is stopping")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	a.server.Shutdown(shutCtx)
+	a.server.ShutdownWithContext(shutCtx)
 	cancel()
 	a.drain()
 	stopPipes()

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -10,7 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/payload"
@@ -50,7 +52,7 @@ type Options struct {
 	Now       func() time.Time
 }
 
-// Collector is an http.Handler for the tracker endpoints.
+// Collector answers the tracker endpoints; see Handle and NewServer.
 type Collector struct {
 	cfg       Config
 	good, bad stream.Sink
@@ -154,61 +156,61 @@ func (c *Collector) count(code int) {
 	c.m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
-func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	code := c.serve(w, r)
-	c.count(code)
+// Handle answers one request on the collector's routes.
+func (c *Collector) Handle(ctx *fasthttp.RequestCtx) {
+	c.count(c.serve(ctx))
 }
 
-func text(w http.ResponseWriter, code int, body string) int {
-	w.Header()["Content-Type"] = textType
-	w.WriteHeader(code)
-	io.WriteString(w, body)
+func text(ctx *fasthttp.RequestCtx, code int, body string) int {
+	ctx.Response.Header.SetContentType(textType)
+	ctx.SetStatusCode(code)
+	ctx.SetBodyString(body)
 	return code
 }
 
-func (c *Collector) serve(w http.ResponseWriter, r *http.Request) int {
-	path := r.URL.Path
-	if r.Method == http.MethodOptions {
-		return c.preflight(w, r)
+func (c *Collector) serve(ctx *fasthttp.RequestCtx) int {
+	if ctx.IsOptions() {
+		return c.preflight(ctx)
 	}
+	path := string(ctx.Path())
 	switch path {
 	case "/health":
-		return text(w, http.StatusOK, "ok")
+		return text(ctx, fasthttp.StatusOK, "ok")
 	case "/sink-health":
 		if c.Healthy() {
-			return text(w, http.StatusOK, "ok")
+			return text(ctx, fasthttp.StatusOK, "ok")
 		}
-		return text(w, http.StatusServiceUnavailable, "Service Unavailable")
+		return text(ctx, fasthttp.StatusServiceUnavailable, "Service Unavailable")
 	case "/robots.txt":
-		return text(w, http.StatusOK, robots)
+		return text(ctx, fasthttp.StatusOK, robots)
 	case "/crossdomain.xml":
-		if !c.cfg.CrossDomain.Enabled || r.Method != http.MethodGet {
-			return text(w, http.StatusNotFound, "404 page not found")
+		if !c.cfg.CrossDomain.Enabled || !ctx.IsGet() {
+			return text(ctx, fasthttp.StatusNotFound, "404 page not found")
 		}
-		return c.crossDomain(w)
+		return c.crossDomain(ctx)
 	case "/":
-		if !c.cfg.RootResponse.Enabled || r.Method != http.MethodGet {
-			return text(w, http.StatusNotFound, "404 page not found")
+		if !c.cfg.RootResponse.Enabled || !ctx.IsGet() {
+			return text(ctx, fasthttp.StatusNotFound, "404 page not found")
 		}
 		for k, v := range c.cfg.RootResponse.Headers {
-			w.Header().Set(k, v)
+			ctx.Response.Header.Set(k, v)
 		}
-		w.WriteHeader(c.cfg.RootResponse.StatusCode)
-		io.WriteString(w, c.cfg.RootResponse.Body)
+		ctx.SetStatusCode(c.cfg.RootResponse.StatusCode)
+		ctx.SetBodyString(c.cfg.RootResponse.Body)
 		return c.cfg.RootResponse.StatusCode
 	}
 	if strings.HasPrefix(path, "/r/") && !c.cfg.EnableDefaultRedirect {
-		return text(w, http.StatusNotFound, "redirects disabled")
+		return text(ctx, fasthttp.StatusNotFound, "redirects disabled")
 	}
-	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	get := ctx.IsGet() || ctx.IsHead()
 	if path == "/i" || path == "/ice.png" {
 		if !get {
-			return text(w, http.StatusNotFound, "404 page not found")
+			return text(ctx, fasthttp.StatusNotFound, "404 page not found")
 		}
-		return c.track(w, r, path, true, false)
+		return c.track(ctx, path, true, false)
 	}
 	if !isTwoSegments(path) {
-		return text(w, http.StatusNotFound, "404 page not found")
+		return text(ctx, fasthttp.StatusNotFound, "404 page not found")
 	}
 	stored := path
 	if to, ok := c.cfg.Paths[path]; ok {
@@ -217,15 +219,15 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) int {
 	redirect := stored == redirectPath
 	switch {
 	case redirect && get:
-		return c.track(w, r, stored, true, true)
+		return c.track(ctx, stored, true, true)
 	case redirect:
-		return text(w, http.StatusNotFound, "404 page not found")
+		return text(ctx, fasthttp.StatusNotFound, "404 page not found")
 	case get:
-		return c.track(w, r, stored, true, false)
-	case r.Method == http.MethodPost:
-		return c.track(w, r, stored, false, false)
+		return c.track(ctx, stored, true, false)
+	case ctx.IsPost():
+		return c.track(ctx, stored, false, false)
 	}
-	return text(w, http.StatusNotFound, "404 page not found")
+	return text(ctx, fasthttp.StatusNotFound, "404 page not found")
 }
 
 func isTwoSegments(p string) bool {
@@ -236,56 +238,50 @@ func isTwoSegments(p string) bool {
 	return i > 0 && i+2 < len(p) && strings.IndexByte(p[i+2:], '/') < 0
 }
 
-func (c *Collector) preflight(w http.ResponseWriter, r *http.Request) int {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", allowOrigin(r))
+func (c *Collector) preflight(ctx *fasthttp.RequestCtx) int {
+	h := &ctx.Response.Header
+	h.Set("Access-Control-Allow-Origin", allowOrigin(ctx))
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Allow-Headers", "Content-Type, SP-Anonymous")
 	h.Set("Access-Control-Max-Age", strconv.Itoa(int(c.cfg.CORSMaxAge/time.Second)))
-	w.WriteHeader(http.StatusOK)
-	return http.StatusOK
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	return fasthttp.StatusOK
 }
 
-var (
-	trueValue   = []string{"true"}[:1:1]
-	starValue   = []string{"*"}[:1:1]
-	gifType     = []string{"image/gif"}[:1:1]
-	noCache     = []string{"no-cache, no-store, must-revalidate"}[:1:1]
-	pixelLength = []string{"43"}[:1:1]
-	textType    = []string{"text/plain; charset=utf-8"}[:1:1]
+const (
+	gifType  = "image/gif"
+	noCache  = "no-cache, no-store, must-revalidate"
+	textType = "text/plain; charset=utf-8"
 )
 
-// allowOriginValue is allowOrigin as a header value, shared when it is *.
-func allowOriginValue(r *http.Request) []string {
-	if o := allowOrigin(r); o != "*" {
-		return []string{o}
-	}
-	return starValue
+// header returns the first value of a request header.
+func header(ctx *fasthttp.RequestCtx, name string) string {
+	return string(ctx.Request.Header.Peek(name))
 }
 
 // allowOrigin echoes the first Origin, or * without one.
-func allowOrigin(r *http.Request) string {
-	o := r.Header.Get("Origin")
-	if o == "" {
+func allowOrigin(ctx *fasthttp.RequestCtx) string {
+	o := ctx.Request.Header.Peek("Origin")
+	if len(o) == 0 {
 		return "*"
 	}
-	if i := strings.IndexByte(o, ' '); i > 0 {
+	if i := bytes.IndexByte(o, ' '); i > 0 {
 		o = o[:i]
 	}
-	return o
+	return string(o)
 }
 
-func (c *Collector) crossDomain(w http.ResponseWriter) int {
+func (c *Collector) crossDomain(ctx *fasthttp.RequestCtx) int {
 	var b strings.Builder
 	b.WriteString("<?xml version=\"1.0\"?>\n<cross-domain-policy>\n")
 	for _, d := range c.cfg.CrossDomain.Domains {
 		b.WriteString(`<allow-access-from domain="` + d + `" secure="` + strconv.FormatBool(c.cfg.CrossDomain.Secure) + "\" />\n")
 	}
 	b.WriteString("</cross-domain-policy>")
-	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, b.String())
-	return http.StatusOK
+	ctx.Response.Header.SetContentType("text/xml; charset=utf-8")
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetBodyString(b.String())
+	return fasthttp.StatusOK
 }
 
 // queryValue finds the first value of name in a raw querystring.
@@ -305,33 +301,31 @@ func queryValue(raw, name string) (string, bool) {
 }
 
 // track handles every request that carries an event.
-func (c *Collector) track(w http.ResponseWriter, r *http.Request, path string, pixelExpected, redirect bool) int {
+func (c *Collector) track(ctx *fasthttp.RequestCtx, path string, pixelExpected, redirect bool) int {
 	var body string
-	if r.Method == http.MethodPost {
-		if r.ContentLength > int64(c.cfg.DropPayloadSize) {
-			return text(w, http.StatusRequestEntityTooLarge, "Payload Too Large")
-		}
-		b, err := io.ReadAll(io.LimitReader(r.Body, int64(c.cfg.DropPayloadSize)+1))
-		if err != nil {
-			return text(w, http.StatusBadRequest, "could not read request body")
-		}
-		if len(b) > c.cfg.DropPayloadSize {
-			return text(w, http.StatusRequestEntityTooLarge, "Payload Too Large")
+	post := ctx.IsPost()
+	if post {
+		b, tooLarge, err := c.readBody(ctx)
+		switch {
+		case tooLarge:
+			return text(ctx, fasthttp.StatusRequestEntityTooLarge, "Payload Too Large")
+		case err != nil:
+			return text(ctx, fasthttp.StatusBadRequest, "could not read request body")
 		}
 		body = string(b)
 	}
 
-	anonymous := r.Header.Get("SP-Anonymous") != ""
-	var requestCookie *http.Cookie
+	anonymous := len(ctx.Request.Header.Peek("SP-Anonymous")) > 0
+	requestCookie, hadCookie := "", false
 	if c.cfg.Cookie.Name != "" {
-		requestCookie, _ = r.Cookie(c.cfg.Cookie.Name)
+		requestCookie, hadCookie = cookie(ctx, c.cfg.Cookie.Name)
 	}
-	rawQuery := r.URL.RawQuery
+	rawQuery := string(ctx.URI().QueryString())
 
 	// Do-not-track: answer normally, store nothing, set no cookie.
 	if c.dnt != nil {
-		if dc, err := r.Cookie(c.cfg.DoNotTrackCookie.Name); err == nil && c.dnt.MatchString(dc.Value) {
-			return c.respond(w, r, pixelExpected, redirect, "", false, nil)
+		if v, ok := cookie(ctx, c.cfg.DoNotTrackCookie.Name); ok && c.dnt.MatchString(v) {
+			return c.respond(ctx, pixelExpected, "", false, false)
 		}
 	}
 
@@ -346,13 +340,13 @@ func (c *Collector) track(w http.ResponseWriter, r *http.Request, path string, p
 		nuid = anonymousNUID
 	case hasQueryNUID && queryNUID != "":
 		nuid = queryNUID
-	case requestCookie != nil && requestCookie.Value != "":
-		nuid = requestCookie.Value
+	case requestCookie != "":
+		nuid = requestCookie
 	case bouncing:
 		nuid = c.cfg.CookieBounce.FallbackNetworkUserID
 	default:
-		if c.cfg.CookieBounce.Enabled && pixelExpected && !redirect && r.Method == http.MethodGet {
-			return c.bounce(w, r)
+		if c.cfg.CookieBounce.Enabled && pixelExpected && !redirect && ctx.IsGet() {
+			return c.bounce(ctx, path, rawQuery)
 		}
 		nuid = uuid.NewString()
 	}
@@ -360,61 +354,88 @@ func (c *Collector) track(w http.ResponseWriter, r *http.Request, path string, p
 	if redirect {
 		target, ok := c.redirectTarget(rawQuery)
 		if !ok {
-			return text(w, http.StatusBadRequest, "invalid or missing redirect target")
+			return text(ctx, fasthttp.StatusBadRequest, "invalid or missing redirect target")
 		}
-		if code := c.store(r, path, body, rawQuery, nuid, anonymous); code != 0 {
-			return text(w, code, "Service Unavailable")
+		if code := c.store(ctx, path, body, rawQuery, nuid, anonymous); code != 0 {
+			return text(ctx, code, "Service Unavailable")
 		}
-		c.setCookie(w, r, nuid, anonymous, requestCookie != nil)
-		w.Header().Set("Location", target)
-		w.WriteHeader(http.StatusFound)
-		return http.StatusFound
+		c.setCookie(ctx, nuid, anonymous, hadCookie)
+		ctx.Response.Header.Set("Location", target)
+		ctx.SetStatusCode(fasthttp.StatusFound)
+		return fasthttp.StatusFound
 	}
-	if code := c.store(r, path, body, rawQuery, nuid, anonymous); code != 0 {
-		return text(w, code, "Service Unavailable")
+	if code := c.store(ctx, path, body, rawQuery, nuid, anonymous); code != 0 {
+		return text(ctx, code, "Service Unavailable")
 	}
-	return c.respond(w, r, pixelExpected, false, nuid, anonymous, requestCookie)
+	return c.respond(ctx, pixelExpected, nuid, anonymous, hadCookie)
 }
 
-func (c *Collector) respond(w http.ResponseWriter, r *http.Request, pixelExpected, redirect bool, nuid string, anonymous bool, requestCookie *http.Cookie) int {
+// maxDrain bounds how much of a refused body the collector reads and
+// discards. The server alone would discard at most 256 KB and then close
+// the connection with the rest unread, which resets it: most clients
+// then report the reset, not the 413.
+const maxDrain = 32 << 20
+
+// readBody reads a POST body of at most DropPayloadSize bytes. The server
+// reads bodies of a known length up to that size before the handler
+// runs; a longer or chunked one arrives as a stream. A body over the
+// limit is read on and discarded (up to maxDrain), so that the client
+// gets its 413.
+func (c *Collector) readBody(ctx *fasthttp.RequestCtx) (b []byte, tooLarge bool, err error) {
+	limit := c.cfg.DropPayloadSize
+	n := ctx.Request.Header.ContentLength()
+	if n >= 0 && n <= limit {
+		return ctx.PostBody(), false, nil
+	}
+	s := ctx.RequestBodyStream()
+	if s == nil {
+		return nil, n > limit, nil
+	}
+	if n < 0 { // chunked
+		if b, err = io.ReadAll(io.LimitReader(s, int64(limit)+1)); err != nil || len(b) <= limit {
+			return b, false, err
+		}
+	}
+	io.Copy(io.Discard, io.LimitReader(s, maxDrain))
+	return nil, true, nil
+}
+
+func (c *Collector) respond(ctx *fasthttp.RequestCtx, pixelExpected bool, nuid string, anonymous, hadCookie bool) int {
 	if nuid != "" {
-		c.setCookie(w, r, nuid, anonymous, requestCookie != nil)
+		c.setCookie(ctx, nuid, anonymous, hadCookie)
 	}
-	h := w.Header()
-	h["Access-Control-Allow-Origin"] = allowOriginValue(r)
-	h["Access-Control-Allow-Credentials"] = trueValue
+	h := &ctx.Response.Header
+	h.Set("Access-Control-Allow-Origin", allowOrigin(ctx))
+	h.Set("Access-Control-Allow-Credentials", "true")
 	if pixelExpected {
-		// Shared values, capacity equal to length: an Add elsewhere
-		// copies instead of writing into them.
-		h["Content-Type"] = gifType
-		h["Cache-Control"] = noCache
-		h["Content-Length"] = pixelLength
-		w.WriteHeader(http.StatusOK)
-		w.Write(pixel)
-		return http.StatusOK
+		h.SetContentType(gifType)
+		h.Set("Cache-Control", noCache)
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetBody(pixel)
+		return fasthttp.StatusOK
 	}
-	return text(w, http.StatusOK, "ok")
+	return text(ctx, fasthttp.StatusOK, "ok")
 }
 
 // bounce redirects a cookie-less GET to itself with the bounce parameter.
-func (c *Collector) bounce(w http.ResponseWriter, r *http.Request) int {
+func (c *Collector) bounce(ctx *fasthttp.RequestCtx, path, rawQuery string) int {
 	scheme := "http"
-	if r.TLS != nil {
+	if ctx.IsTLS() {
 		scheme = "https"
 	}
 	if h := c.cfg.CookieBounce.ForwardedProtocolHeader; h != "" {
-		if v := r.Header.Get(h); v != "" {
+		if v := header(ctx, h); v != "" {
 			scheme = v
 		}
 	}
-	q := r.URL.RawQuery
+	q := rawQuery
 	if q != "" {
 		q += "&"
 	}
 	q += c.cfg.CookieBounce.Name + "=true"
-	w.Header().Set("Location", scheme+"://"+r.Host+r.URL.Path+"?"+q)
-	w.WriteHeader(http.StatusFound)
-	return http.StatusFound
+	ctx.Response.Header.Set("Location", scheme+"://"+string(ctx.Host())+path+"?"+q)
+	ctx.SetStatusCode(fasthttp.StatusFound)
+	return fasthttp.StatusFound
 }
 
 func (c *Collector) redirectTarget(rawQuery string) (string, bool) {
@@ -440,7 +461,7 @@ func (c *Collector) redirectTarget(rawQuery string) (string, bool) {
 
 // setCookie writes the network user id cookie (and the client cookie),
 // or clears it for anonymous requests that sent one.
-func (c *Collector) setCookie(w http.ResponseWriter, r *http.Request, nuid string, anonymous, hadCookie bool) {
+func (c *Collector) setCookie(ctx *fasthttp.RequestCtx, nuid string, anonymous, hadCookie bool) {
 	cc := c.cfg.Cookie
 	if !cc.Enabled {
 		return
@@ -453,10 +474,10 @@ func (c *Collector) setCookie(w http.ResponseWriter, r *http.Request, nuid strin
 	if anonymous {
 		expires, value = exp.expire, ""
 	}
-	domain := c.cookieDomain(r)
-	w.Header().Add("Set-Cookie", c.cookieString(cc.Name, value, expires, domain, cc.HTTPOnly))
+	domain := c.cookieDomain(ctx)
+	ctx.Response.Header.Add("Set-Cookie", c.cookieString(cc.Name, value, expires, domain, cc.HTTPOnly))
 	if cc.ClientCookieName != "" {
-		w.Header().Add("Set-Cookie", c.cookieString(cc.ClientCookieName, value, expires, domain, false))
+		ctx.Response.Header.Add("Set-Cookie", c.cookieString(cc.ClientCookieName, value, expires, domain, false))
 	}
 }
 
@@ -504,10 +525,10 @@ func (c *Collector) expiry() *expiresCache {
 
 // cookieDomain picks the first configured domain that one of the Origin
 // hosts belongs to, else the fallback domain, else none.
-func (c *Collector) cookieDomain(r *http.Request) string {
+func (c *Collector) cookieDomain(ctx *fasthttp.RequestCtx) string {
 	cc := c.cfg.Cookie
 	if len(cc.Domains) > 0 {
-		for _, origin := range strings.Fields(r.Header.Get("Origin")) {
+		for _, origin := range strings.Fields(header(ctx, "Origin")) {
 			host := origin
 			if u, err := url.Parse(origin); err == nil && u.Host != "" {
 				host = u.Hostname()
@@ -523,62 +544,123 @@ func (c *Collector) cookieDomain(r *http.Request) string {
 }
 
 // clientAddr returns the IP the collector records for the request.
-func (c *Collector) clientAddr(r *http.Request) string {
+func (c *Collector) clientAddr(ctx *fasthttp.RequestCtx) string {
 	if c.cfg.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if first = strings.TrimSpace(first); first != "" {
-				return first
+		if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
+			first, _, _ := bytes.Cut(xff, []byte(","))
+			if first = bytes.TrimSpace(first); len(first) > 0 {
+				return string(first)
 			}
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil || host == "" {
+	var ip net.IP
+	switch a := ctx.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	}
+	if len(ip) == 0 {
 		return "unknown"
 	}
-	return host
+	return ip.String()
 }
 
-// headerList renders the request headers as "Name: value" strings, sorted
-// by name, Host first. Anonymous requests lose the headers that identify
-// the client. The content type is appended bare, as Snowplow collectors do.
-func headerList(r *http.Request, anonymous bool, contentType string) []string {
-	names := make([]string, 0, len(r.Header))
-	size := len("Host: ") + len(r.Host) + len(contentType)
-	for k, vs := range r.Header {
-		if anonymous && (k == "X-Forwarded-For" || k == "X-Real-Ip" || k == "Cookie") {
+// cookie finds the first valid cookie called name, as net/http's
+// Request.Cookie does: whether it was sent, and its value unquoted.
+func cookie(ctx *fasthttp.RequestCtx, name string) (string, bool) {
+	for k, v := range ctx.Request.Header.Cookies() {
+		if string(k) != name {
 			continue
 		}
-		names = append(names, k)
-		for _, v := range vs {
-			size += len(k) + 2 + len(v)
+		if v, ok := cookieValue(v); ok {
+			return string(v), true
 		}
 	}
-	sort.Strings(names)
+	return "", false
+}
+
+// cookieValue checks a cookie value against RFC 6265 and drops the
+// quotes around it, if any.
+func cookieValue(v []byte) ([]byte, bool) {
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	for _, b := range v {
+		if b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// validCookieName reports whether name is an RFC 7230 token.
+func validCookieName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, b := range name {
+		if b <= ' ' || b >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", b) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+type headerLine struct{ name, value []byte }
+
+// headerList renders the request headers as "Name: value" strings, sorted
+// by name (values of one name in the order received), Host first.
+// Cookies are rewritten as name=value pairs joined by ';', without the
+// ones RFC 6265 rejects. Anonymous requests lose the headers that
+// identify the client. The content type is appended bare, as Snowplow
+// collectors do.
+func headerList(ctx *fasthttp.RequestCtx, anonymous bool, contentType string) []string {
+	var linesBuf [24]headerLine
+	lines := linesBuf[:0]
+	host := ctx.Host()
+	size := len("Host: ") + len(host) + len(contentType)
+	for k, v := range ctx.Request.Header.All() {
+		switch string(k) {
+		case "Host", "Cookie":
+			continue // written apart
+		case "X-Forwarded-For", "X-Real-Ip":
+			if anonymous {
+				continue
+			}
+		}
+		lines = append(lines, headerLine{k, v})
+		size += len(k) + 2 + len(v)
+	}
+	var cookies []byte
+	if !anonymous {
+		for k, v := range ctx.Request.Header.Cookies() {
+			v, ok := cookieValue(v)
+			if !ok || !validCookieName(k) {
+				continue
+			}
+			if len(cookies) > 0 {
+				cookies = append(cookies, ';')
+			}
+			cookies = append(append(append(cookies, k...), '='), v...)
+		}
+		if len(cookies) > 0 {
+			lines = append(lines, headerLine{[]byte("Cookie"), cookies})
+			size += len("Cookie: ") + len(cookies)
+		}
+	}
+	slices.SortStableFunc(lines, func(a, b headerLine) int { return bytes.Compare(a.name, b.name) })
 	// Every line goes into one buffer; the strings returned share it.
 	buf := make([]byte, 0, size)
 	var endsBuf [32]int
 	ends := endsBuf[:0]
-	if r.Host != "" {
-		buf = append(append(buf, "Host: "...), r.Host...)
+	if len(host) > 0 {
+		buf = append(append(buf, "Host: "...), host...)
 		ends = append(ends, len(buf))
 	}
-	for _, k := range names {
-		if k == "Cookie" {
-			buf = append(buf, "Cookie: "...)
-			for i, ck := range r.Cookies() {
-				if i > 0 {
-					buf = append(buf, ';')
-				}
-				buf = append(append(append(buf, ck.Name...), '='), ck.Value...)
-			}
-			ends = append(ends, len(buf))
-			continue
-		}
-		for _, v := range r.Header[k] {
-			buf = append(append(append(buf, k...), ": "...), v...)
-			ends = append(ends, len(buf))
-		}
+	for _, l := range lines {
+		buf = append(append(append(buf, l.name...), ": "...), l.value...)
+		ends = append(ends, len(buf))
 	}
 	if contentType != "" {
 		buf = append(buf, contentType...)
@@ -596,16 +678,16 @@ func headerList(r *http.Request, anonymous bool, contentType string) []string {
 
 // store builds the CollectorPayload and writes it (or its size_violation)
 // to the sinks. It returns 0, or the HTTP status to answer on failure.
-func (c *Collector) store(r *http.Request, path, body, rawQuery, nuid string, anonymous bool) int {
-	ct := strings.ToLower(r.Header.Get("Content-Type"))
-	if r.Method != http.MethodPost {
-		ct = ""
+func (c *Collector) store(ctx *fasthttp.RequestCtx, path, body, rawQuery, nuid string, anonymous bool) int {
+	ct := ""
+	if ctx.IsPost() {
+		ct = strings.ToLower(string(ctx.Request.Header.ContentType()))
 	}
 	ip := "unknown"
 	if !anonymous {
-		ip = c.clientAddr(r)
+		ip = c.clientAddr(ctx)
 	}
-	host := r.Host
+	host := string(ctx.Host())
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
@@ -615,28 +697,30 @@ func (c *Collector) store(r *http.Request, path, body, rawQuery, nuid string, an
 		Timestamp:     c.now().UnixMilli(),
 		Encoding:      "UTF-8",
 		Collector:     c.name,
-		UserAgent:     r.UserAgent(),
-		RefererURI:    r.Referer(),
+		UserAgent:     string(ctx.UserAgent()),
+		RefererURI:    string(ctx.Referer()),
 		Path:          path,
 		Querystring:   rawQuery,
 		Body:          body,
-		Headers:       headerList(r, anonymous, ct),
+		Headers:       headerList(ctx, anonymous, ct),
 		ContentType:   ct,
 		Hostname:      host,
 		NetworkUserID: nuid,
 	}
 	good, bad := c.split(cp)
-	ctx := r.Context()
+	// The writes are not tied to the connection: a request whose payload
+	// is being stored finishes storing it, even during shutdown.
+	wctx := context.Background()
 	// Bad rows first: a request is only acknowledged when everything it
 	// produced is stored.
 	if len(bad) > 0 {
-		if err := c.bad.Write(ctx, bad...); err != nil {
+		if err := c.bad.Write(wctx, bad...); err != nil {
 			return c.sinkFailed(err)
 		}
 		c.m.violations.Add(float64(len(bad)))
 	}
 	if len(good) > 0 {
-		if err := c.good.Write(ctx, good...); err != nil {
+		if err := c.good.Write(wctx, good...); err != nil {
 			return c.sinkFailed(err)
 		}
 		c.m.payloads.Add(float64(len(good)))
@@ -649,5 +733,5 @@ func (c *Collector) sinkFailed(err error) int {
 	if !errors.Is(err, context.Canceled) {
 		c.log.Error("collector: sink write failed", "err", err)
 	}
-	return http.StatusServiceUnavailable
+	return fasthttp.StatusServiceUnavailable
 }
