@@ -46,9 +46,10 @@ type Enrich struct {
 	// since acknowledged, when FlushRecords outputs (events and bad rows)
 	// are pending, when the oldest pending one waited FlushInterval, or
 	// when no batch followed within IdleFlush. Under load that makes few
-	// large loads; when quiet, events are stored within IdleFlush. A flush
-	// for FlushRecords lets a stream.BlockFlusher keep part of a block for
-	// the next one; the others store everything.
+	// large loads; when quiet, events are stored within IdleFlush. A
+	// stream.BlockFlusher is also flushed once it has FlushRecords staged,
+	// counting what the last flush kept. A flush for FlushRecords lets it
+	// keep part of a block for the next one; the others store everything.
 	FlushRecords  int           // default 122880
 	FlushInterval time.Duration // default 5s
 	IdleFlush     time.Duration // default 50ms
@@ -185,7 +186,7 @@ func (p *Enrich) Run(ctx context.Context) error {
 		return errors.Join(err, stopFlusher())
 	}
 
-	_, blockSink := p.Good.(stream.BlockFlusher)
+	bf, blockSink := p.Good.(stream.BlockFlusher)
 	var (
 		pending      []written // batches written but not yet handed to the flusher
 		pendingCount int       // their outputs
@@ -268,7 +269,12 @@ func (p *Enrich) Run(ctx context.Context) error {
 		}
 		pending = append(pending, written{w.batch.Ack, len(w.batch.Records), len(lines)})
 		pendingCount += len(lines) + len(w.bad)
-		if full := pendingCount >= p.FlushRecords; full || time.Since(oldest) >= p.FlushInterval {
+		// A block sink is flushed as soon as it holds a block, counting
+		// the lines the last flush kept: it then loads one block, keeps
+		// a few lines, and what waits for the next load stays under a
+		// block.
+		full := pendingCount >= p.FlushRecords || (blockSink && bf.Staged() >= p.FlushRecords)
+		if full || time.Since(oldest) >= p.FlushInterval {
 			if err := flush(full); err != nil {
 				return fail(err)
 			}

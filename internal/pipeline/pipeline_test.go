@@ -438,6 +438,12 @@ func (s *blockSink) FlushBlocks(context.Context) (int, error) {
 	return keep, nil
 }
 
+func (s *blockSink) Staged() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.buffered)
+}
+
 func (s *blockSink) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	s.kinds = append(s.kinds, "full")
@@ -489,5 +495,42 @@ func TestEnrichAcknowledgesKeptLinesLater(t *testing.T) {
 				t.Errorf("stored %v", got)
 			}
 		})
+	}
+}
+
+// A block sink is flushed once what it holds makes a block, counting
+// the lines the last flush kept, even if fewer than FlushRecords outputs
+// came since: what waits for a load stays under a block.
+func TestEnrichFlushesWhenKeptLinesMakeABlock(t *testing.T) {
+	// Three batches of three events, blocks of four.
+	var batches [][][]byte
+	for b := range 3 {
+		batches = append(batches, [][]byte{pageView(eid(3*b + 1)), pageView(eid(3*b + 2)), pageView(eid(3*b + 3))})
+	}
+	src := newSource(batches...)
+	good := &blockSink{block: 4}
+	storedAtAck := map[int]int{}
+	src.onAck = func(i int) {
+		stored, _ := good.snapshot()
+		storedAtAck[i] = len(stored)
+	}
+	stop := run(t, &Enrich{Source: src, Enricher: testEnricher(t), Good: good, Bad: &sink{}, Workers: 1,
+		FlushRecords: 4, IdleFlush: time.Hour, FlushInterval: time.Hour})
+	// Batch 1 brings six lines: four stored, two kept. Batch 2 brings
+	// only three outputs, but with the two kept that is a block: four
+	// more stored, which completes batch 1.
+	waitAck(t, src, 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if a := src.acks(); !slices.Equal(a, []int{0, 1, 2}) {
+		t.Fatalf("acks %v", a)
+	}
+	// The first flush may find batch 2 written already and store eight.
+	if (storedAtAck[0] != 4 && storedAtAck[0] != 8) || storedAtAck[1] != 8 || storedAtAck[2] != 9 {
+		t.Errorf("events stored when batches were acknowledged: %v, want 4 (or 8), 8, 9", storedAtAck)
+	}
+	if !slices.Equal(good.kinds, []string{"blocks", "blocks", "full"}) {
+		t.Errorf("flushes %v", good.kinds)
 	}
 }

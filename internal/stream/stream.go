@@ -32,6 +32,9 @@ type Flusher interface {
 type BlockFlusher interface {
 	Flusher
 	FlushBlocks(ctx context.Context) (held int, err error)
+	// Staged is the number of records that the next flush would store
+	// or keep: written and not yet taken by a flush.
+	Staged() int
 }
 
 // Flush flushes s if it buffers.

@@ -251,6 +251,14 @@ func (g goodSink) Flush(ctx context.Context) error {
 func (g goodSink) FlushBlocks(ctx context.Context) (int, error) {
 	return g.s.flushEvents(ctx, RowGroupRows)
 }
+
+// Staged counts the lines the next flush would load or keep.
+func (g goodSink) Staged() int {
+	t := g.s.events
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cur.lines()
+}
 func (g goodSink) Close(context.Context) error { return nil }
 
 type badSink struct{ s *Store }
@@ -464,11 +472,11 @@ func (s *Store) flushBad(ctx context.Context) error {
 // flushTable returns. After a failure, the rows taken stay with the table
 // and are loaded first by the next flush.
 //
-// With block > 0 and at least block lines staged, the newest lines that
-// would leave the table's row count short of a multiple of block stay
-// staged for the next flush (fewer than block of them); held is then the
-// number of lines written to t, counting back from the newest, that
-// include every line kept back.
+// With block > 0, the newest lines that would leave the table's row
+// count short of a multiple of block stay staged for the next flush
+// (fewer than block of them; all of them if no block boundary is
+// reached); held is then the number of lines written to t, counting back
+// from the newest, that include every line kept back.
 func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLine) []byte, loaded prometheus.Counter, block int) (held int, err error) {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
@@ -486,8 +494,15 @@ func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLi
 		t.mu.Unlock()
 		return 0, err
 	}
-	if block > 0 && t.cur.lines() >= block {
-		if keep := int((t.rows + int64(t.cur.lines())) % int64(block)); keep > 0 {
+	if block > 0 {
+		keep := int((t.rows + int64(t.cur.lines())) % int64(block))
+		if keep == t.cur.lines() && len(t.curRejected) == 0 {
+			// Not enough for a block: nothing to load, everything held.
+			held = int(t.written - t.cur.seqs[0] + 1)
+			t.mu.Unlock()
+			return held, nil
+		}
+		if keep > 0 {
 			if err := t.cur.moveTail(keep, t.spare); err != nil {
 				t.spare.reset()
 				t.mu.Unlock()

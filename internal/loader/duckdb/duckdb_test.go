@@ -489,8 +489,14 @@ func TestFlushBlocksKeepsTableAligned(t *testing.T) {
 	flushBlocks(4, 0, 12)
 	write(5, 4)           // 4 staged, then a rejected line
 	flushBlocks(4, 0, 16) // exactly a block: nothing kept
-	write(2)              // below a block: a full load
-	flushBlocks(4, 0, 18) // not aligned now
+	write(2)              // below a block: nothing loaded
+	flushBlocks(4, 2, 16) // both held
+	if _, err := s.flushEvents(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM atomic.events"); n != 18 {
+		t.Errorf("%d rows after a full flush, want 18", n) // not aligned now
+	}
 	write(6, 0)           // rejected first, then 5: (18+5)%4 = 3 kept
 	flushBlocks(4, 3, 20) // held = the 3 kept lines, no rejected line after them
 	write(1, 0)           // a rejected line after the kept ones
