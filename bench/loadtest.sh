@@ -98,6 +98,8 @@ furrow_scenario() {
   wait "$pid" 2>/dev/null || true
   E2E_SECS=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.2f", (b - a) / 1e9}')
   E2E=$(awk -v n="$events" -v s="$E2E_SECS" 'BEGIN {printf "%.0f ev/s (%d events in %ss)", n / s, n, s}')
+  # End to end in requests/s, to compare with the bare server.
+  E2E_RPS=$(awk -v n="$((REQS - ERRS))" -v s="$E2E_SECS" 'BEGIN {printf "%.0f", n / s}')
 }
 
 # The defaults, with a drain timeout long enough for any backlog; a
@@ -107,10 +109,10 @@ if [ -n "${FURROW_CONFIG:-}" ]; then cp "$FURROW_CONFIG" "$work/furrow.yaml"; el
 echo "furrow run (collector + log + enrich + DuckDB + Micro)..." >&2
 furrow_scenario furrow-get bench/pixel.lua 1
 row "furrow, GET pixel" "$RPS" "$P99" "$ERRS" "$E2E"
-FURROW_GET_RPS=$RPS
+FURROW_GET_RPS=$RPS FURROW_GET_E2E=$E2E_RPS
 furrow_scenario furrow-post bench/post.lua 5
 row "furrow, POST 5 events" "$RPS" "$P99" "$ERRS" "$E2E"
-FURROW_POST_RPS=$RPS
+FURROW_POST_RPS=$RPS FURROW_POST_E2E=$E2E_RPS
 
 echo
 echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); wrk -t$THREADS -c$CONNS -d$DURATION on the same machine"
@@ -120,4 +122,6 @@ echo "|------------------------------|-----------|----------|--------|----------
 printf '%s\n' "${results[@]}"
 echo
 awk -v a="$FURROW_GET_RPS" -v b="$BARE_GET_RPS" -v c="$FURROW_POST_RPS" -v d="$BARE_POST_RPS" \
-  'BEGIN {printf "furrow/bare throughput: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
+  'BEGIN {printf "furrow/bare requests/s: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
+awk -v a="$FURROW_GET_E2E" -v b="$BARE_GET_RPS" -v c="$FURROW_POST_E2E" -v d="$BARE_POST_RPS" \
+  'BEGIN {printf "furrow end to end (requests fully loaded per second) / bare requests/s: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'

@@ -446,6 +446,21 @@ func TestSizeLimits(t *testing.T) {
 	}
 }
 
+// Long tracker URLs fit; a request over MaxHeaderBytes gets 431.
+func TestHeaderLimits(t *testing.T) {
+	c, good, _ := newCollector(t, nil)
+	long := "/i?e=pv&cx=" + strings.Repeat("a", 40<<10)
+	if resp := do(c, "GET", long, "", "Referer", "https://shop.example.com/"+strings.Repeat("r", 8<<10)); resp.StatusCode != 200 {
+		t.Fatalf("48 KB request: %d", resp.StatusCode)
+	}
+	if p := good.payloads(t)[0]; p.Querystring != long[3:] {
+		t.Fatalf("querystring of %d bytes stored as %d", len(long)-3, len(p.Querystring))
+	}
+	if resp := do(c, "GET", "/i?e=pv&cx="+strings.Repeat("a", 70<<10), ""); resp.StatusCode != 431 {
+		t.Fatalf("70 KB request line: %d", resp.StatusCode)
+	}
+}
+
 func TestSplitting(t *testing.T) {
 	check := badRowValidator(t)
 	c, good, bad := newCollector(t, func(c *Config) { c.MaxRecordBytes = 2000 })
