@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"slices"
@@ -285,6 +286,43 @@ func BenchmarkParseQuery(b *testing.B) {
 	for b.Loop() {
 		if len(ParseQuery(qs)) != 21 {
 			b.Fatal("wrong parameter count")
+		}
+	}
+}
+
+// tsvClean agrees with a byte-by-byte check for every byte value at
+// every position of strings up to 17 bytes, on clean backgrounds of
+// ASCII and of high bytes.
+func TestTSVClean(t *testing.T) {
+	slow := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] == 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	for _, bg := range []byte{'a', 0x20, 0x7e, 0x80, 0xff} {
+		for n := 0; n <= 17; n++ {
+			for pos := 0; pos < n; pos++ {
+				for c := 0; c < 256; c++ {
+					b := bytes.Repeat([]byte{bg}, n)
+					b[pos] = byte(c)
+					if got, want := tsvClean(string(b)), slow(string(b)); got != want {
+						t.Fatalf("tsvClean(%q) = %v, want %v", b, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkTSVClean(b *testing.B) {
+	s := "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+	b.SetBytes(int64(len(s)))
+	for range b.N {
+		if !tsvClean(s) {
+			b.Fatal("not clean")
 		}
 	}
 }
