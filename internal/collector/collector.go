@@ -303,8 +303,7 @@ func queryValue(raw, name string) (string, bool) {
 // track handles every request that carries an event.
 func (c *Collector) track(ctx *fasthttp.RequestCtx, path string, pixelExpected, redirect bool) int {
 	var body string
-	post := ctx.IsPost()
-	if post {
+	if ctx.IsPost() {
 		b, tooLarge, err := c.readBody(ctx)
 		switch {
 		case tooLarge:
@@ -325,7 +324,7 @@ func (c *Collector) track(ctx *fasthttp.RequestCtx, path string, pixelExpected, 
 	// Do-not-track: answer normally, store nothing, set no cookie.
 	if c.dnt != nil {
 		if v, ok := cookie(ctx, c.cfg.DoNotTrackCookie.Name); ok && c.dnt.MatchString(v) {
-			return c.respond(ctx, pixelExpected, "", false, false)
+			return c.respond(ctx, time.Time{}, pixelExpected, "", false, false)
 		}
 	}
 
@@ -356,18 +355,20 @@ func (c *Collector) track(ctx *fasthttp.RequestCtx, path string, pixelExpected, 
 		if !ok {
 			return text(ctx, fasthttp.StatusBadRequest, "invalid or missing redirect target")
 		}
-		if code := c.store(ctx, path, body, rawQuery, nuid, anonymous); code != 0 {
+		now := c.now()
+		if code := c.store(ctx, now, path, body, rawQuery, nuid, anonymous); code != 0 {
 			return text(ctx, code, "Service Unavailable")
 		}
-		c.setCookie(ctx, nuid, anonymous, hadCookie)
+		c.setCookie(ctx, now, nuid, anonymous, hadCookie)
 		ctx.Response.Header.Set("Location", target)
 		ctx.SetStatusCode(fasthttp.StatusFound)
 		return fasthttp.StatusFound
 	}
-	if code := c.store(ctx, path, body, rawQuery, nuid, anonymous); code != 0 {
+	now := c.now()
+	if code := c.store(ctx, now, path, body, rawQuery, nuid, anonymous); code != 0 {
 		return text(ctx, code, "Service Unavailable")
 	}
-	return c.respond(ctx, pixelExpected, nuid, anonymous, hadCookie)
+	return c.respond(ctx, now, pixelExpected, nuid, anonymous, hadCookie)
 }
 
 // maxDrain bounds how much of a refused body the collector reads and
@@ -400,9 +401,11 @@ func (c *Collector) readBody(ctx *fasthttp.RequestCtx) (b []byte, tooLarge bool,
 	return nil, true, nil
 }
 
-func (c *Collector) respond(ctx *fasthttp.RequestCtx, pixelExpected bool, nuid string, anonymous, hadCookie bool) int {
+// respond answers a tracking request; now is when it was stored, and
+// dates the cookie (none is set without a nuid).
+func (c *Collector) respond(ctx *fasthttp.RequestCtx, now time.Time, pixelExpected bool, nuid string, anonymous, hadCookie bool) int {
 	if nuid != "" {
-		c.setCookie(ctx, nuid, anonymous, hadCookie)
+		c.setCookie(ctx, now, nuid, anonymous, hadCookie)
 	}
 	h := &ctx.Response.Header
 	h.Set("Access-Control-Allow-Origin", allowOrigin(ctx))
@@ -461,7 +464,7 @@ func (c *Collector) redirectTarget(rawQuery string) (string, bool) {
 
 // setCookie writes the network user id cookie (and the client cookie),
 // or clears it for anonymous requests that sent one.
-func (c *Collector) setCookie(ctx *fasthttp.RequestCtx, nuid string, anonymous, hadCookie bool) {
+func (c *Collector) setCookie(ctx *fasthttp.RequestCtx, now time.Time, nuid string, anonymous, hadCookie bool) {
 	cc := c.cfg.Cookie
 	if !cc.Enabled {
 		return
@@ -469,7 +472,7 @@ func (c *Collector) setCookie(ctx *fasthttp.RequestCtx, nuid string, anonymous, 
 	if anonymous && !hadCookie {
 		return
 	}
-	exp := c.expiry()
+	exp := c.expiry(now)
 	expires, value := exp.future, nuid
 	if anonymous {
 		expires, value = exp.expire, ""
@@ -508,8 +511,7 @@ func (c *Collector) cookieString(name, value, expires, domain string, httpOnly b
 }
 
 // expiry caches the two Expires values, recomputed once a second.
-func (c *Collector) expiry() *expiresCache {
-	now := c.now()
+func (c *Collector) expiry(now time.Time) *expiresCache {
 	sec := now.Unix()
 	if e := c.expires.Load(); e != nil && e.sec == sec {
 		return e
@@ -678,7 +680,7 @@ func headerList(ctx *fasthttp.RequestCtx, anonymous bool, contentType string) []
 
 // store builds the CollectorPayload and writes it (or its size_violation)
 // to the sinks. It returns 0, or the HTTP status to answer on failure.
-func (c *Collector) store(ctx *fasthttp.RequestCtx, path, body, rawQuery, nuid string, anonymous bool) int {
+func (c *Collector) store(ctx *fasthttp.RequestCtx, now time.Time, path, body, rawQuery, nuid string, anonymous bool) int {
 	ct := ""
 	if ctx.IsPost() {
 		ct = strings.ToLower(string(ctx.Request.Header.ContentType()))
@@ -694,7 +696,7 @@ func (c *Collector) store(ctx *fasthttp.RequestCtx, path, body, rawQuery, nuid s
 	cp := &payload.CollectorPayload{
 		Schema:        payload.SchemaURI,
 		IPAddress:     ip,
-		Timestamp:     c.now().UnixMilli(),
+		Timestamp:     now.UnixMilli(),
 		Encoding:      "UTF-8",
 		Collector:     c.name,
 		UserAgent:     string(ctx.UserAgent()),
