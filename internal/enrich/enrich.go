@@ -261,7 +261,6 @@ func (e *Enricher) enrichOne(ctx context.Context, raw *RawEvent, now time.Time, 
 	f[ev.NetworkUserID] = cp.NetworkUserID
 	f[ev.UserIPAddress] = firstIP(clientIP(cp))
 	f[ev.UserAgent] = tsvSafe(cp.UserAgent)
-	f[ev.EventID] = e.newUUID()
 	var msgs []badrows.Message
 	collector := msTime(cp.Timestamp)
 	if collector.Before(minTime) || collector.After(maxTime) {
@@ -270,6 +269,9 @@ func (e *Enricher) enrichOne(ctx context.Context, raw *RawEvent, now time.Time, 
 		f[ev.CollectorTstamp] = formatTimestamp(collector)
 	}
 	ents, atomicErrs := transform(evt, raw.Params)
+	if f[ev.EventID] == "" { // no valid eid from the tracker
+		f[ev.EventID] = e.newUUID()
+	}
 	if len(atomicErrs) > 0 {
 		msgs = append(msgs, atomicViolation(atomicErrs))
 	}

@@ -326,3 +326,35 @@ func BenchmarkTSVClean(b *testing.B) {
 		}
 	}
 }
+
+// event_id is the tracker's eid when it is a valid UUID; otherwise, and
+// only then, a new one is generated.
+func TestEventID(t *testing.T) {
+	var generated int
+	e := testEnricher(t, func(o *Options) {
+		o.NewUUID = func() string { generated++; return "00000000-0000-4000-8000-00000000000a" }
+	})
+	for _, tc := range []struct {
+		qs, want string
+		bad      bool
+		calls    int
+	}{
+		{"e=pv&p=web&tv=t&eid=1F2E3D4C-5B6A-4789-8ABC-DEF012345678", "1f2e3d4c-5b6a-4789-8abc-def012345678", false, 0},
+		{"e=pv&p=web&tv=t", "00000000-0000-4000-8000-00000000000a", false, 1},
+		{"e=pv&p=web&tv=t&eid=nope", "00000000-0000-4000-8000-00000000000a", true, 1},
+	} {
+		generated = 0
+		var out Output
+		e.Process(context.Background(), cp("/i", tc.qs, "").Marshal(), &out)
+		if tc.bad {
+			if len(out.Good) != 0 || len(out.Bad) != 1 || !strings.Contains(string(out.Bad[0]), `"event_id":"`+tc.want+`"`) {
+				t.Errorf("%s: good %d, bad %q", tc.qs, len(out.Good), out.Bad)
+			}
+		} else if len(out.Good) != 1 || out.Good[0].Event.F[event.EventID] != tc.want {
+			t.Errorf("%s: %d good, bad %q", tc.qs, len(out.Good), out.Bad)
+		}
+		if generated != tc.calls {
+			t.Errorf("%s: %d ids generated, want %d", tc.qs, generated, tc.calls)
+		}
+	}
+}
