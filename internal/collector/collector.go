@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -570,16 +569,43 @@ func (c *Collector) clientAddr(ctx *fasthttp.RequestCtx) string {
 
 // cookie finds the first valid cookie called name, as net/http's
 // Request.Cookie does: whether it was sent, and its value unquoted.
-func cookie(ctx *fasthttp.RequestCtx, name string) (string, bool) {
-	for k, v := range ctx.Request.Header.Cookies() {
-		if string(k) != name {
+func cookie(ctx *fasthttp.RequestCtx, name string) (value string, ok bool) {
+	forEachCookie(ctx.Request.Header.RawHeaders(), func(k, v []byte) bool {
+		if string(k) == name {
+			value, ok = string(v), true
+		}
+		return !ok
+	})
+	return value, ok
+}
+
+// forEachCookie calls f with each valid cookie of the Cookie headers in
+// raw, in order, until f returns false.
+func forEachCookie(raw []byte, f func(name, value []byte) bool) {
+	forEachHeader(raw, func(k, v []byte) bool {
+		return !bytes.EqualFold(k, []byte("Cookie")) || forEachCookiePair(v, f)
+	})
+}
+
+// forEachCookiePair calls f with each valid name=value pair of one Cookie
+// header value, until f returns false, and reports whether it never did.
+// Pairs that RFC 6265 rejects (a name that is not a token, a value with
+// forbidden bytes) are skipped, as net/http skips them; quotes around a
+// value are dropped.
+func forEachCookiePair(v []byte, f func(name, value []byte) bool) bool {
+	for len(v) > 0 {
+		var pair []byte
+		pair, v, _ = bytes.Cut(v, []byte(";"))
+		name, val, _ := bytes.Cut(bytes.TrimSpace(pair), []byte("="))
+		val, ok := cookieValue(val)
+		if !ok || !validCookieName(name) {
 			continue
 		}
-		if v, ok := cookieValue(v); ok {
-			return string(v), true
+		if !f(name, val) {
+			return false
 		}
 	}
-	return "", false
+	return true
 }
 
 // cookieValue checks a cookie value against RFC 6265 and drops the
@@ -609,61 +635,63 @@ func validCookieName(name []byte) bool {
 	return true
 }
 
-type headerLine struct{ name, value []byte }
+// forEachHeader calls f with the name and value of each header line of
+// raw (the request's headers as they arrived, names in canonical case),
+// in order, until f returns false.
+func forEachHeader(raw []byte, f func(name, value []byte) bool) {
+	for len(raw) > 0 {
+		var line []byte
+		line, raw, _ = bytes.Cut(raw, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || len(name) == 0 {
+			continue
+		}
+		if !f(name, bytes.TrimSpace(value)) {
+			return
+		}
+	}
+}
 
-// headerList renders the request headers as "Name: value" strings, sorted
-// by name (values of one name in the order received), Host first.
-// Cookies are rewritten as name=value pairs joined by ';', without the
-// ones RFC 6265 rejects. Anonymous requests lose the headers that
-// identify the client. The content type is appended bare, as Snowplow
-// collectors do.
+// headerList renders the request headers as "Name: value" strings, in
+// the order they arrived. Cookie headers are rewritten as name=value
+// pairs joined by ';', without the ones RFC 6265 rejects. Anonymous
+// requests lose the headers that identify the client. The content type
+// is appended bare, as Snowplow collectors do.
 func headerList(ctx *fasthttp.RequestCtx, anonymous bool, contentType string) []string {
-	var linesBuf [24]headerLine
-	lines := linesBuf[:0]
-	host := ctx.Host()
-	size := len("Host: ") + len(host) + len(contentType)
-	for k, v := range ctx.Request.Header.All() {
-		switch string(k) {
-		case "Host", "Cookie":
-			continue // written apart
-		case "X-Forwarded-For", "X-Real-Ip":
-			if anonymous {
-				continue
-			}
-		}
-		lines = append(lines, headerLine{k, v})
-		size += len(k) + 2 + len(v)
-	}
-	var cookies []byte
-	if !anonymous {
-		for k, v := range ctx.Request.Header.Cookies() {
-			v, ok := cookieValue(v)
-			if !ok || !validCookieName(k) {
-				continue
-			}
-			if len(cookies) > 0 {
-				cookies = append(cookies, ';')
-			}
-			cookies = append(append(append(cookies, k...), '='), v...)
-		}
-		if len(cookies) > 0 {
-			lines = append(lines, headerLine{[]byte("Cookie"), cookies})
-			size += len("Cookie: ") + len(cookies)
-		}
-	}
-	slices.SortStableFunc(lines, func(a, b headerLine) int { return bytes.Compare(a.name, b.name) })
+	raw := ctx.Request.Header.RawHeaders()
 	// Every line goes into one buffer; the strings returned share it.
-	buf := make([]byte, 0, size)
+	buf := make([]byte, 0, len(raw)+len(contentType))
 	var endsBuf [32]int
 	ends := endsBuf[:0]
-	if len(host) > 0 {
-		buf = append(append(buf, "Host: "...), host...)
-		ends = append(ends, len(buf))
-	}
-	for _, l := range lines {
-		buf = append(append(append(buf, l.name...), ": "...), l.value...)
-		ends = append(ends, len(buf))
-	}
+	forEachHeader(raw, func(k, v []byte) bool {
+		cookies := bytes.EqualFold(k, []byte("Cookie"))
+		if anonymous && (cookies || bytes.EqualFold(k, []byte("X-Forwarded-For")) || bytes.EqualFold(k, []byte("X-Real-Ip"))) {
+			return true
+		}
+		if !cookies {
+			buf = append(append(append(buf, k...), ": "...), v...)
+			ends = append(ends, len(buf))
+			return true
+		}
+		start := len(buf)
+		buf = append(buf, "Cookie: "...)
+		n := 0
+		forEachCookiePair(v, func(name, value []byte) bool {
+			if n > 0 {
+				buf = append(buf, ';')
+			}
+			buf = append(append(append(buf, name...), '='), value...)
+			n++
+			return true
+		})
+		if n == 0 {
+			buf = buf[:start] // no valid cookie: no Cookie line
+		} else {
+			ends = append(ends, len(buf))
+		}
+		return true
+	})
 	if contentType != "" {
 		buf = append(buf, contentType...)
 		ends = append(ends, len(buf))

@@ -446,6 +446,52 @@ func TestSizeLimits(t *testing.T) {
 	}
 }
 
+// sendRaw writes a request exactly as given to c's server and returns
+// the status code.
+func sendRaw(t *testing.T, c *Collector, raw string) int {
+	t.Helper()
+	conn, err := listenerFor(c).DialWithLocalAddr(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 5555})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go io.WriteString(conn, raw)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Headers are stored as they arrived: in order, names as the client
+// spelled them. Cookie headers become "Cookie: " and their valid pairs,
+// joined by ';', as Snowplow's collector writes them.
+func TestHeaderOrder(t *testing.T) {
+	c, good, _ := newCollector(t, nil)
+	raw := "GET /i?e=pv HTTP/1.1\r\nx-b: 2\r\nHost: example.com\r\nCookie: sp=8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11; bad name=1; q=\"quoted\"\r\n" +
+		"Accept: */*\r\nX-Forwarded-For: 198.51.100.7\r\nx-a:1\r\ncookie: late=2\r\n\r\n"
+	if code := sendRaw(t, c, raw); code != 200 {
+		t.Fatal(code)
+	}
+	raw = strings.Replace(raw, "Accept:", "SP-Anonymous: *\r\nAccept:", 1)
+	if code := sendRaw(t, c, raw); code != 200 {
+		t.Fatal(code)
+	}
+	ps := good.payloads(t)
+	want := []string{"x-b: 2", "Host: example.com", "Cookie: sp=8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11;q=quoted", "Accept: */*", "X-Forwarded-For: 198.51.100.7", "x-a: 1", "Cookie: late=2"}
+	if got := strings.Join(ps[0].Headers, "|"); got != strings.Join(want, "|") {
+		t.Errorf("headers\n%s\nwant\n%s", got, strings.Join(want, "|"))
+	}
+	if ps[0].NetworkUserID != "8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11" {
+		t.Errorf("nuid %s", ps[0].NetworkUserID)
+	}
+	want = []string{"x-b: 2", "Host: example.com", "SP-Anonymous: *", "Accept: */*", "x-a: 1"}
+	if got := strings.Join(ps[1].Headers, "|"); got != strings.Join(want, "|") {
+		t.Errorf("anonymous headers\n%s\nwant\n%s", got, strings.Join(want, "|"))
+	}
+}
+
 // Long tracker URLs fit; a request over MaxHeaderBytes gets 431.
 func TestHeaderLimits(t *testing.T) {
 	c, good, _ := newCollector(t, nil)
@@ -567,16 +613,18 @@ func BenchmarkCollector(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			var req fasthttp.Request
-			req.Header.SetMethod(tc.method)
-			req.SetRequestURI(tc.target)
-			req.Header.SetHost("example.com")
+			// Parsed from the wire format, as the server does: the
+			// collector stores the raw headers.
+			wire := tc.method + " " + tc.target + " HTTP/1.1\r\nHost: example.com\r\n" +
+				"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0\r\nCookie: sp=8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11\r\n"
 			if tc.body != "" {
-				req.SetBodyString(tc.body)
-				req.Header.SetContentType("application/json; charset=utf-8")
+				wire += "Content-Type: application/json; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(tc.body)) + "\r\n"
 			}
-			req.Header.SetUserAgent("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
-			req.Header.Set("Cookie", "sp=8c3c4f36-8b3e-4c0c-9b0f-3a0d6c6a2a11")
+			wire += "\r\n" + tc.body
+			var req fasthttp.Request
+			if err := req.Read(bufio.NewReader(strings.NewReader(wire))); err != nil {
+				b.Fatal(err)
+			}
 			addr := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 5555}
 			var ctx fasthttp.RequestCtx
 			b.ResetTimer()
