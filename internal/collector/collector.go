@@ -636,7 +636,7 @@ func validCookieName(name []byte) bool {
 }
 
 // forEachHeader calls f with the name and value of each header line of
-// raw (the request's headers as they arrived, names in canonical case),
+// raw (the request's headers as they arrived, names as the client sent them),
 // in order, until f returns false.
 func forEachHeader(raw []byte, f func(name, value []byte) bool) {
 	for len(raw) > 0 {
