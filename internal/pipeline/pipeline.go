@@ -141,6 +141,7 @@ func (p *Enrich) Run(ctx context.Context) error {
 	}()
 	// Storing continues past cancellation for what was already read.
 	store := context.WithoutCancel(parent)
+	bf, blockSink := p.Good.(stream.BlockFlusher)
 
 	// The flusher flushes the sinks and then acknowledges, in order.
 	// Batches whose lines the good sink kept for a later flush wait in
@@ -155,7 +156,7 @@ func (p *Enrich) Run(ctx context.Context) error {
 			j.batches = append(held, j.batches...)
 			start := time.Now()
 			var err error
-			if held, err = p.flushAndAck(parent, store, j); err != nil {
+			if held, err = p.flushAndAck(parent, store, j, bf); err != nil {
 				flushErr <- err
 				for range jobs {
 				}
@@ -186,7 +187,6 @@ func (p *Enrich) Run(ctx context.Context) error {
 		return errors.Join(err, stopFlusher())
 	}
 
-	bf, blockSink := p.Good.(stream.BlockFlusher)
 	var (
 		pending      []written // batches written but not yet handed to the flusher
 		pendingCount int       // their outputs
@@ -287,12 +287,12 @@ func (p *Enrich) Run(ctx context.Context) error {
 
 // flushAndAck flushes both sinks, retrying failures, then acknowledges
 // the batches stored. It returns the newest batches, whose lines the good
-// sink kept for a later flush.
-func (p *Enrich) flushAndAck(ctx, store context.Context, j flushJob) (held []written, err error) {
+// sink kept for a later flush. bf is the good sink as a BlockFlusher, or
+// nil if it is not one.
+func (p *Enrich) flushAndAck(ctx, store context.Context, j flushJob, bf stream.BlockFlusher) (held []written, err error) {
 	kept := 0
-	bf, ok := p.Good.(stream.BlockFlusher)
 	if err := retry(ctx, store, p.Logger, p.RetryDelay, func() (err error) {
-		if ok && j.blocks {
+		if bf != nil && j.blocks {
 			kept, err = bf.FlushBlocks(store)
 			return err
 		}
