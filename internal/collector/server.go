@@ -51,13 +51,13 @@ func (c *Collector) NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasth
 		CloseOnShutdown:              true,
 		ReduceMemoryUsage:            true, // idle connections return their buffers
 		Logger:                       fastLogger{c.log},
+		// Oversized bodies never come here: with StreamRequestBody the
+		// server hands them to the handler, which answers 413.
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			code, body := fasthttp.StatusBadRequest, "Bad Request"
 			var small *fasthttp.ErrSmallBuffer
 			var netErr net.Error
 			switch {
-			case errors.Is(err, fasthttp.ErrBodyTooLarge):
-				code, body = fasthttp.StatusRequestEntityTooLarge, "Payload Too Large"
 			case errors.As(err, &small):
 				code, body = fasthttp.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large"
 			case errors.As(err, &netErr) && netErr.Timeout():
