@@ -243,6 +243,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	enr := &pipeline.Enrich{Source: rawSrc, Enricher: a.enricher, Good: good, Bad: bad, Observers: observers,
 		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg}
+	if a.store != nil {
+		// Under traffic, load one row group at a time.
+		enr.FlushRecords = duckdb.RowGroupRows
+	}
 	fwd := &pipeline.Forward{Source: badSrc, Sink: bad, Logger: a.log, Observe: func(recs [][]byte) {
 		if a.microS != nil {
 			a.microS.Observe(nil, recs)

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,11 +107,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	dsn := o.Path
-	if o.Threads > 0 {
-		dsn += "?threads=" + strconv.Itoa(o.Threads)
-	}
-	conn, err := duck.NewConnector(dsn, nil)
+	conn, err := connect(o.Path, o.Threads)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: open %s: %w", o.Path, err)
 	}
@@ -151,6 +148,49 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// StorageVersion is the DuckDB storage format furrow writes: DuckDB 1.4
+// and later read the database file. It lets DuckDB pick the compression
+// methods added in 1.3 (DICT_FSST among them), whose analysis makes a
+// load about a fifth cheaper than under DuckDB's default, the 0.10.2
+// format. A file made in the older format is upgraded as it is written.
+const StorageVersion = "v1.4.0"
+
+// connect opens an in-memory DuckDB instance and attaches the database
+// file to it with furrow's storage options, the only way to set a row
+// group size. Every connection then uses the file as its default
+// database, under the same name a direct open of the file gives it.
+func connect(path string, threads int) (*duck.Connector, error) {
+	dsn := ""
+	if threads > 0 {
+		dsn = "?threads=" + strconv.Itoa(threads)
+	}
+	name := catalogName(path)
+	attach := fmt.Sprintf("ATTACH IF NOT EXISTS %s AS %s (STORAGE_VERSION '%s', ROW_GROUP_SIZE %d)",
+		quoteString(path), quoteIdent(name), StorageVersion, RowGroupRows)
+	use := "USE " + quoteIdent(name)
+	return duck.NewConnector(dsn, func(c driver.ExecerContext) error {
+		for _, q := range []string{attach, use} {
+			if _, err := c.ExecContext(context.Background(), q, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// catalogName is the name DuckDB gives a database file it opens: the file
+// name without its extension. Names DuckDB keeps for itself get a prefix.
+func catalogName(path string) string {
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	switch strings.ToLower(name) {
+	case "memory", "system", "temp", "main", "":
+		name = "furrow_" + name
+	}
+	return name
+}
+
+func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // worker runs every COPY on one OS thread, at lowered priority.
 func (s *Store) worker(nice int, started chan<- error) {
@@ -443,13 +483,16 @@ func (s *Store) Flush(ctx context.Context) error {
 	return s.flushBad(ctx)
 }
 
-// RowGroupRows is the number of rows in a DuckDB row group. A load of at
-// least that many rows is written to the database file directly, in new
-// row groups; if the table then holds row groups that are not full
-// between full ones, DuckDB's next checkpoint rewrites them, which costs
-// more than the load did. Loads under steady traffic are therefore cut so
-// that the table always ends on a row group boundary.
-const RowGroupRows = 122880
+// RowGroupRows is the number of rows in a row group of the database file
+// (DuckDB's default is 122880). A load of at least that many rows is
+// written to the database file directly, in new row groups; if the table
+// then holds row groups that are not full between full ones, DuckDB's
+// next checkpoint rewrites them, which costs more than the load did.
+// Loads under steady traffic are therefore cut so that the table always
+// ends on a row group boundary. Half DuckDB's default costs the same per
+// row and gives files of the same size, and halves the time a load takes,
+// so events wait less between collection and the warehouse.
+const RowGroupRows = 61440
 
 func (s *Store) flushEvents(ctx context.Context, block int) (held int, err error) {
 	return s.flushTable(ctx, s.events, func(r rejectedLine) []byte {

@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	duck "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/event"
@@ -225,10 +228,9 @@ func TestEventsDDL(t *testing.T) {
 }
 
 // BenchmarkLoad loads page views in batches of the sizes the pipeline
-// flushes: small when traffic is light, FlushRecords (122880, one DuckDB
-// row group) under load.
+// flushes: small when traffic is light, one row group under load.
 func BenchmarkLoad(b *testing.B) {
-	for _, batch := range []int{1000, 10000, 122880} {
+	for _, batch := range []int{1000, 10000, RowGroupRows} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			s := open(b, filepath.Join(b.TempDir(), "f.duckdb"))
 			defer s.Close(context.Background())
@@ -521,4 +523,99 @@ func TestFlushBlocksKeepsTableAligned(t *testing.T) {
 	defer s.Close(ctx)
 	write(4)
 	flushBlocks(4, 3, 24) // (23+4)%4 = 3 kept: one row completes the block
+}
+
+func TestStorageOptions(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "it's here") // the path is quoted in SQL
+	path := filepath.Join(dir, "events.duckdb")
+	s, err := Open(ctx, Options{Path: path, Processor: proc, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Good().Write(ctx, pageViews(2*RowGroupRows+100, 0)...); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := s.flushEvents(ctx, RowGroupRows); err != nil || held != 100 {
+		t.Fatalf("held %d, %v", held, err)
+	}
+	// Every connection of the pool uses the file, under its file name.
+	s.DB().SetMaxIdleConns(0)
+	for range 3 {
+		if n := count(t, s, "SELECT count(*) FROM events.atomic.events"); n != 2*RowGroupRows {
+			t.Fatalf("%d rows", n)
+		}
+	}
+	var tags string
+	if err := s.DB().QueryRow("SELECT tags::VARCHAR FROM duckdb_databases() WHERE database_name = current_database()").Scan(&tags); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tags, "storage_version="+StorageVersion) {
+		t.Errorf("tags %s, want storage_version %s", tags, StorageVersion)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The file opened directly, read-only, as 'furrow sql' does: the rows
+	// are in row groups of RowGroupRows.
+	c, err := duck.NewConnector(path+"?access_mode=READ_ONLY", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	var groups, rows int
+	if err := db.QueryRow(`SELECT count(DISTINCT row_group_id), (SELECT count(*) FROM atomic.events)
+		FROM pragma_storage_info('atomic.events')`).Scan(&groups, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if groups != 3 || rows != 2*RowGroupRows+100 {
+		t.Errorf("%d rows in %d row groups, want %d in 3", rows, groups, 2*RowGroupRows+100)
+	}
+}
+
+// A database file made by DuckDB's defaults (another tool, or an older
+// furrow) opens and takes loads.
+func TestOpenFileInDefaultFormat(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "furrow.duckdb")
+	c, err := duck.NewConnector(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	for _, q := range []string{"CREATE SCHEMA atomic", EventsDDL("atomic"),
+		"INSERT INTO atomic.events (event_id, v_collector, v_etl, collector_tstamp) VALUES (uuid(), 'old', 'old', now())"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s := open(t, path)
+	defer s.Close(ctx)
+	if err := s.Good().Write(ctx, pageViews(10, 0)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM atomic.events"); n != 11 {
+		t.Errorf("%d rows, want 11", n)
+	}
+}
+
+func TestCatalogName(t *testing.T) {
+	for path, want := range map[string]string{
+		"data/furrow.duckdb": "furrow",
+		"/x/events.db":       "events",
+		"/x/warehouse":       "warehouse",
+		"/x/memory.duckdb":   "furrow_memory",
+		"/x/System.duckdb":   "furrow_System",
+		"/x/.duckdb":         "furrow_",
+	} {
+		if got := catalogName(path); got != want {
+			t.Errorf("catalogName(%q) = %q, want %q", path, got, want)
+		}
+	}
 }
