@@ -91,6 +91,47 @@ func TestExplodeURI(t *testing.T) {
 	}
 }
 
+// explodePlainURI must give what net/url does, for every URL it takes.
+func FuzzExplodeURI(f *testing.F) {
+	for _, s := range []string{
+		"https://a.example/p?q=1#f", "http://a.example", "http://A.Example:8080/x%20y?", "https://a.example/a%2Fb/%41?x=%ZZ#",
+		"https://shop.example.com/products/shoes?color=red&size=%5B42%5D#top", "http://a.example:0080/", "http://a.example:65536/",
+		"http://a.example?x?y#z#w", "http://a.example:/p", "http://a.example/p%", "http://a.example/p%4", "http://u@a.example/",
+		"http://a_b.example/", "http://a.example/(x)", "http://[::1]:80/", "https://a.example/s p", "http://a.example#f%zz",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fast, ok := explodePlainURI(s)
+		if !ok {
+			return
+		}
+		slow, ok := parseURI(s)
+		if !ok || fast != slow {
+			t.Fatalf("%q: plain %+v, net/url %+v (ok=%v)", s, fast, slow, ok)
+		}
+	})
+}
+
+func TestExplodePlainURI(t *testing.T) {
+	for s, want := range map[string]bool{
+		"https://shop.example.com/products/shoes?color=red": true,
+		"http://a.example:8080/a%2Fb?q=%E2%82%AC#top":       true,
+		"http://a.example":                   true,
+		"HTTP://a.example/":                  false, // scheme case: net/url
+		"http://a.example/s p":               false, // encoded first: net/url
+		"http://u@a.example/":                false,
+		"http://[::1]/":                      false,
+		"http://a.example:99999/":            false,
+		"http://a.example/%zz":               false,
+		"android-app://com.example.app/path": false,
+	} {
+		if _, ok := explodePlainURI(s); ok != want {
+			t.Errorf("%q: plain %v, want %v", s, ok, want)
+		}
+	}
+}
+
 func TestNormalizeDecimal(t *testing.T) {
 	for in, want := range map[string]string{"19.990": "19.990", "+3": "3", "-0.5": "-0.5", "1e3": "1000", "2.5E-2": "0.025", " 7 ": "7"} {
 		if got, ok := normalizeDecimal(in); !ok || got != want {

@@ -15,6 +15,109 @@ type uriParts struct {
 // 80 otherwise. URLs browsers send unencoded (spaces, pipes, braces...)
 // are encoded first.
 func explodeURI(raw string) (uriParts, bool) {
+	if p, ok := explodePlainURI(raw); ok {
+		return p, true
+	}
+	return parseURI(raw)
+}
+
+// URL bytes explodePlainURI takes as they are, by part: each set leaves
+// out what net/url would escape, reject or read another way there.
+var (
+	hostBytes     = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+	pathBytes     = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/$&+,:;=@")
+	queryBytes    = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/$&+,:;=@!'()*?[]")
+	fragmentBytes = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/$&+,:;=@?")
+)
+
+func byteSet(s string) (set [256]bool) {
+	for i := range len(s) {
+		set[s[i]] = true
+	}
+	return set
+}
+
+// explodePlainURI is explodeURI for the URLs trackers send most: http or
+// https in lower case, a host name, maybe a port, and a path, query and
+// fragment of plain bytes and valid percent escapes. For those it gives
+// what net/url does, without parsing into a url.URL (FuzzExplodeURI
+// checks that); for any other URL it returns false.
+func explodePlainURI(s string) (uriParts, bool) {
+	var p uriParts
+	switch {
+	case strings.HasPrefix(s, "https://"):
+		p.scheme, p.port, s = "https", "443", s[len("https://"):]
+	case strings.HasPrefix(s, "http://"):
+		p.scheme, p.port, s = "http", "80", s[len("http://"):]
+	default:
+		return uriParts{}, false
+	}
+	i := 0
+	for i < len(s) && hostBytes[s[i]] {
+		i++
+	}
+	if i == 0 {
+		return uriParts{}, false
+	}
+	p.host, s = s[:i], s[i:]
+	if s != "" && s[0] == ':' {
+		i = 1
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 1 || i > 6 {
+			return uriParts{}, false
+		}
+		if n, _ := strconv.Atoi(s[1:i]); n > 65535 {
+			return uriParts{}, false
+		}
+		p.port, s = s[1:i], s[i:]
+	}
+	var ok bool
+	if p.path, s, ok = plainPart(s, '/', '?', &pathBytes); !ok {
+		return uriParts{}, false
+	}
+	if p.query, s, ok = plainPart(s, '?', '#', &queryBytes); !ok {
+		return uriParts{}, false
+	}
+	if p.fragment, s, ok = plainPart(s, '#', 0, &fragmentBytes); !ok || s != "" {
+		return uriParts{}, false
+	}
+	if p.query != "" {
+		p.query = p.query[1:]
+	}
+	if p.fragment != "" {
+		p.fragment = p.fragment[1:]
+	}
+	return p, true
+}
+
+// plainPart takes the part of s that starts with first, if s does, up to
+// the byte end or '#', whichever comes first. Its bytes after first must
+// be in set or make valid percent escapes.
+func plainPart(s string, first, end byte, set *[256]bool) (part, rest string, ok bool) {
+	if s == "" || s[0] != first {
+		return "", s, true
+	}
+	i := 1
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == end || c == '#' {
+			break
+		}
+		if set[c] {
+			continue
+		}
+		if c != '%' || i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return "", s, false
+		}
+		i += 2
+	}
+	return s[:i], s[i:], true
+}
+
+// parseURI is explodeURI through net/url.
+func parseURI(raw string) (uriParts, bool) {
 	u, err := url.Parse(encodeUnsafe(raw))
 	if err != nil {
 		return uriParts{}, false
