@@ -94,6 +94,10 @@ func loadConfig(name string, args []string, stderr io.Writer) (config.Config, er
 	return cfg, cfg.Validate()
 }
 
+// defaultMemoryLimit is the Go runtime's soft memory limit under
+// 'furrow run' unless GOMEMLIMIT is set.
+const defaultMemoryLimit = 1 << 30
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -133,6 +137,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			// as often saves CPU for a bounded amount of memory. The GOGC
 			// environment variable overrides this.
 			debug.SetGCPercent(400)
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			// With GC at 400%, a backlog of large batches could let the
+			// heap reach several GB before a collection (3.9 GB under the
+			// POST load test). A soft limit makes the GC run sooner once
+			// the heap nears it; the GOMEMLIMIT environment variable
+			// overrides this.
+			debug.SetMemoryLimit(defaultMemoryLimit)
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: app.ParseLevel(cfg.LogLevel)}))
 		slog.SetDefault(log)

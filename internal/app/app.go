@@ -221,16 +221,23 @@ func (a *App) sinks() (good, bad stream.Sink) {
 	return discard, discard
 }
 
+// batchBytes bounds a batch read from a log, with enrich.batch_size. The
+// enricher holds up to four batches and their events (about 3 KB each) at
+// once; at 32 MB of POST payloads, five events each, that peaked at 3.9
+// GB of RSS in the POST load test, against 2.1-2.2 GB at 8 MB, for the
+// same throughput.
+const batchBytes = 8 << 20
+
 // Run serves until ctx is done, then stops gracefully: the listener
 // closes, events already collected are enriched and loaded (for up to
 // DrainTimeout), and everything is closed.
 func (a *App) Run(ctx context.Context) error {
 	good, bad := a.sinks()
-	rawSrc, err := a.raw.Source("enrich", a.cfg.Enrich.BatchSize, 32<<20)
+	rawSrc, err := a.raw.Source("enrich", a.cfg.Enrich.BatchSize, batchBytes)
 	if err != nil {
 		return err
 	}
-	badSrc, err := a.bad.Source("load", a.cfg.Enrich.BatchSize, 8<<20)
+	badSrc, err := a.bad.Source("load", a.cfg.Enrich.BatchSize, batchBytes)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -636,5 +637,35 @@ func BenchmarkCollector(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// fasthttp's messages reach the log at debug level, except its warning
+// about taking a streamed body whole, which every POST would log.
+func TestServerLog(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, good, _ := newCollector(t, nil)
+	c.log = log
+	body := `{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{"e":"pv","p":"web","tv":"js-3"}]}`
+	for range 3 {
+		if resp := do(c, "POST", "/com.snowplowanalytics.snowplow/tp2", body, "Content-Type", "application/json"); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if n := len(good.payloads(t)); n != 3 {
+		t.Fatalf("%d payloads stored", n)
+	}
+	if strings.Contains(buf.String(), "Request.Body()") {
+		t.Errorf("logged:\n%s", buf.String())
+	}
+	fastLogger{log}.Printf("error when serving connection %q: %v", "192.0.2.10:5555", "timeout")
+	if !strings.Contains(buf.String(), `msg="collector: http: error when serving connection \"192.0.2.10:5555\": timeout"`) {
+		t.Errorf("logged:\n%s", buf.String())
+	}
+	buf.Reset()
+	fastLogger{slog.New(slog.NewTextHandler(&buf, nil))}.Printf("error when serving connection")
+	if buf.Len() != 0 {
+		t.Errorf("logged at info level:\n%s", buf.String())
 	}
 }

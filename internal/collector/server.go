@@ -1,10 +1,12 @@
 package collector
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -71,9 +73,18 @@ func (c *Collector) NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasth
 }
 
 // fastLogger sends fasthttp's own messages to slog at debug level: they
-// are about single connections (timeouts, resets), not the service.
+// are about single connections (timeouts, resets), not the service. They
+// are formatted only if debug messages are logged.
 type fastLogger struct{ log *slog.Logger }
 
+// bodyWarning starts the warning fasthttp logs whenever a handler takes a
+// streamed request body whole. readBody does that only for bodies the
+// server has already read in full, which is every POST: not worth a line.
+const bodyWarning = "WARNING: Request.Body() reads the entire stream"
+
 func (l fastLogger) Printf(format string, args ...any) {
+	if !l.log.Enabled(context.Background(), slog.LevelDebug) || strings.HasPrefix(format, bodyWarning) {
+		return
+	}
 	l.log.Debug("collector: http: " + fmt.Sprintf(format, args...))
 }
