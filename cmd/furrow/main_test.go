@@ -5,10 +5,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -228,4 +230,27 @@ func socketGet(t *testing.T, dir, path string) string {
 		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+func TestTuneRuntime(t *testing.T) {
+	gc, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
+	defer func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) }()
+
+	tuneRuntime(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Errorf("GC percent %d, want %d", got, defaultGCPercent)
+	}
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != defaultMemoryLimit {
+		t.Errorf("memory limit %d, want %d", got, defaultMemoryLimit)
+	}
+
+	// Set in the environment: the runtime has read them already.
+	env := map[string]string{"GOGC": "100", "GOMEMLIMIT": "512MiB"}
+	tuneRuntime(func(k string) string { return env[k] })
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent %d with GOGC set", got)
+	}
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != math.MaxInt64 {
+		t.Errorf("memory limit %d with GOMEMLIMIT set", got)
+	}
 }
