@@ -22,7 +22,7 @@ bench:
 FUZZTIME ?= 30s
 FUZZ_TARGETS = payload:FuzzUnmarshal jsonx:FuzzDecode jsonx:FuzzQuote event:FuzzSplit \
 	analytics:FuzzAppendEventJSON iglu:FuzzParseSchemaKey iglu:FuzzParseSelfDescribing \
-	enrich:FuzzParseQuery enrich:FuzzProcess
+	enrich:FuzzParseQuery enrich:FuzzProcess enrich:FuzzExplodeURI
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \

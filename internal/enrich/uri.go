@@ -23,11 +23,18 @@ func explodeURI(raw string) (uriParts, bool) {
 
 // URL bytes explodePlainURI takes as they are, by part: each set leaves
 // out what net/url would escape, reject or read another way there.
+const (
+	alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	// plainPath is the unreserved bytes and the sub-delimiters net/url
+	// leaves unescaped in a path.
+	plainPath = alnum + "-._~/$&+,:;=@"
+)
+
 var (
-	hostBytes     = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
-	pathBytes     = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/$&+,:;=@")
-	queryBytes    = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/$&+,:;=@!'()*?[]")
-	fragmentBytes = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/$&+,:;=@?")
+	hostBytes     = byteSet(alnum + ".-")
+	pathBytes     = byteSet(plainPath)
+	queryBytes    = byteSet(plainPath + "!'()*?[]")
+	fragmentBytes = byteSet(plainPath + "?")
 )
 
 func byteSet(s string) (set [256]bool) {
