@@ -180,9 +180,9 @@ func connect(path string, threads int) (*duck.Connector, error) {
 }
 
 // catalogName is the name DuckDB gives a database file it opens: the file
-// name without its extension. Names DuckDB keeps for itself get a prefix.
+// name up to its first dot. Names DuckDB keeps for itself get a prefix.
 func catalogName(path string) string {
-	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	name, _, _ := strings.Cut(filepath.Base(path), ".")
 	switch strings.ToLower(name) {
 	case "memory", "system", "temp", "main", "":
 		name = "furrow_" + name

@@ -607,12 +607,13 @@ func TestOpenFileInDefaultFormat(t *testing.T) {
 
 func TestCatalogName(t *testing.T) {
 	for path, want := range map[string]string{
-		"data/furrow.duckdb": "furrow",
-		"/x/events.db":       "events",
-		"/x/warehouse":       "warehouse",
-		"/x/memory.duckdb":   "furrow_memory",
-		"/x/System.duckdb":   "furrow_System",
-		"/x/.duckdb":         "furrow_",
+		"data/furrow.duckdb":  "furrow",
+		"/x/events.db":        "events",
+		"/x/my.events.duckdb": "my",
+		"/x/warehouse":        "warehouse",
+		"/x/memory.duckdb":    "furrow_memory",
+		"/x/System.duckdb":    "furrow_System",
+		"/x/.duckdb":          "furrow_",
 	} {
 		if got := catalogName(path); got != want {
 			t.Errorf("catalogName(%q) = %q, want %q", path, got, want)
