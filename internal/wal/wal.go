@@ -89,9 +89,14 @@ var ErrClosed = errors.New("wal: closed")
 // ErrTooLarge is returned for a record over Options.MaxRecordBytes.
 var ErrTooLarge = errors.New("wal: record too large")
 
+// ErrLocked is returned by Open when another open log, in this process
+// or another, holds the directory.
+var ErrLocked = errors.New("wal: log in use by another process")
+
 // Log is safe for concurrent use.
 type Log struct {
 	opts Options
+	lock *os.File // holds the directory; see lockDir
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -119,7 +124,8 @@ type Log struct {
 }
 
 // Open opens or creates the log in opts.Dir, repairing a torn tail left by
-// a crash.
+// a crash. The log holds the directory until Close; opening it again
+// meanwhile fails with ErrLocked.
 func Open(opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -128,7 +134,21 @@ func Open(opts Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "readers"), 0o755); err != nil {
 		return nil, err
 	}
-	l := &Log{opts: opts, readers: map[string]int64{}, stop: make(chan struct{})}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	l, err := openLocked(opts, lock)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// openLocked is Open once the directory is locked.
+func openLocked(opts Options, lock *os.File) (*Log, error) {
+	l := &Log{opts: opts, lock: lock, readers: map[string]int64{}, stop: make(chan struct{})}
 	l.cond = sync.NewCond(&l.mu)
 	l.cur = &batch{}
 	ch := make(chan struct{})
@@ -413,6 +433,7 @@ func (l *Log) Close() error {
 	if cerr := l.active.Close(); err == nil {
 		err = cerr
 	}
+	l.lock.Close()
 	ch := make(chan struct{})
 	close(*l.signal.Swap(&ch))
 	return err
