@@ -112,6 +112,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("duckdb: open %s: %w", o.Path, err)
 	}
 	s := &Store{trusted: o.Trusted, db: sql.OpenDB(conn), schema: o.Schema, tmpDir: tmp, proc: o.Processor, log: o.Logger}
+	// The file is attached by the first connection: a file that cannot be
+	// opened (locked by another process, not a database) fails here.
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("duckdb: open %s: %w", o.Path, err)
+	}
 	s.loaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_events_loaded_total", Help: "Enriched events loaded into DuckDB."})
 	s.badLoaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_bad_rows_loaded_total", Help: "Bad rows loaded into DuckDB."})
 	s.parseErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_parse_errors_total", Help: "Enriched lines rejected by the loader as loader_parsing_error."})

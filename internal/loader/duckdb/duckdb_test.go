@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -618,5 +619,17 @@ func TestCatalogName(t *testing.T) {
 		if got := catalogName(path); got != want {
 			t.Errorf("catalogName(%q) = %q, want %q", path, got, want)
 		}
+	}
+}
+
+// A file that is not a DuckDB database is refused at Open, naming it.
+func TestOpenNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "furrow.duckdb")
+	if err := os.WriteFile(path, []byte(strings.Repeat("not a database\n", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), Options{Path: path, Processor: proc})
+	if err == nil || !strings.HasPrefix(err.Error(), "duckdb: open "+path+": ") || strings.Contains(err.Error(), "CREATE SCHEMA") {
+		t.Fatalf("error %v", err)
 	}
 }
