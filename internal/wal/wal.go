@@ -146,6 +146,24 @@ func Open(opts Options) (*Log, error) {
 	return l, nil
 }
 
+// lockDir locks dir for this log: a second log opened on it, here or in
+// another process, would recover the tail the first one is writing and
+// interleave appends with it. The lock goes with the returned file.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
 // openLocked is Open once the directory is locked.
 func openLocked(opts Options, lock *os.File) (*Log, error) {
 	l := &Log{opts: opts, lock: lock, readers: map[string]int64{}, stop: make(chan struct{})}

@@ -724,7 +724,7 @@ func (s *Store) copyLines(ctx context.Context, table, columns string, lines [][]
 
 // copyFile loads a TSV file with one COPY, on the loader thread.
 func (s *Store) copyFile(ctx context.Context, table, columns, path string) error {
-	q := fmt.Sprintf("COPY %s.%s (%s) FROM '%s' %s", quoteIdent(s.schema), table, columns, strings.ReplaceAll(path, "'", "''"), copyOptions)
+	q := fmt.Sprintf("COPY %s.%s (%s) FROM %s %s", quoteIdent(s.schema), table, columns, quoteString(path), copyOptions)
 	return s.run(func() error {
 		_, err := s.db.ExecContext(ctx, q)
 		return err
