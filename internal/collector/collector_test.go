@@ -375,7 +375,7 @@ func TestDoNotTrackAndBounce(t *testing.T) {
 }
 
 func badRowValidator(t *testing.T) func([]byte) {
-	repo, err := iglu.NewDirRepo("central", "../../../shared/iglu-central", 0, nil)
+	repo, err := iglu.NewDirRepo("central", "../../testdata/iglu-central", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

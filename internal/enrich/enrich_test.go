@@ -24,7 +24,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-const igluCentral = "../../../shared/iglu-central"
+// igluCentral holds the Iglu Central schemas the tests use (see its README.md).
+const igluCentral = "../../testdata/iglu-central"
 
 var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC)
 

@@ -19,7 +19,13 @@ import (
 	"time"
 )
 
-const igluCentral = "../../../shared/iglu-central"
+// igluCentral holds the Iglu Central schemas the tests use (see its README.md).
+const igluCentral = "../../testdata/iglu-central"
+
+// fullIgluCentral names a complete copy of Iglu Central (a directory
+// holding schemas/), for the tests that cover the whole registry. .ci/run
+// sets it when the copy is there; without it those tests cover igluCentral.
+const fullIgluCentral = "FURROW_IGLU_CENTRAL"
 
 func TestParseSchemaKey(t *testing.T) {
 	for _, tc := range []struct {
@@ -120,10 +126,15 @@ func TestBuiltinSchemasMatchIgluCentral(t *testing.T) {
 	}
 }
 
-// Every schema in Iglu Central must compile.
+// Every schema in Iglu Central must compile: all of the registry when
+// $FURROW_IGLU_CENTRAL names a full copy, the schemas under testdata otherwise.
 func TestAllIgluCentralSchemasCompile(t *testing.T) {
+	dir, atLeast := igluCentral, 1
+	if full := os.Getenv(fullIgluCentral); full != "" {
+		dir, atLeast = full, 500
+	}
 	n := 0
-	root := filepath.Join(igluCentral, "schemas")
+	root := filepath.Join(dir, "schemas")
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -144,7 +155,7 @@ func TestAllIgluCentralSchemasCompile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 500 {
+	if n < atLeast {
 		t.Fatalf("only %d schemas found under %s", n, root)
 	}
 	t.Logf("compiled %d schemas", n)

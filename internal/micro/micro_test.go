@@ -17,7 +17,8 @@ import (
 	"github.com/furrow-io/furrow/internal/payload"
 )
 
-const igluCentral = "../../../shared/iglu-central"
+// igluCentral holds the Iglu Central schemas the tests use (see its README.md).
+const igluCentral = "../../testdata/iglu-central"
 
 func resolver(t *testing.T) *iglu.Resolver {
 	t.Helper()

@@ -27,7 +27,8 @@ import (
 
 var binary string
 
-const igluCentral = "../../../shared/iglu-central"
+// igluCentral holds the Iglu Central schemas the tests use (see its README.md).
+const igluCentral = "../../testdata/iglu-central"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "furrow-e2e")
