@@ -7,8 +7,16 @@ run:
 	$(GO) run ./cmd/furrow run
 
 # Every test, with the race detector: unit, golden, fuzz seed corpora and
-# end to end (the built binary driven by real Snowplow trackers).
+# end to end (the built binary driven by real Snowplow trackers). Installs
+# the Node.js tracker (test/e2e/node/package-lock.json) first if it is
+# missing; without npm, TestNodeTracker fails and says why.
+NODE_TRACKER = test/e2e/node/node_modules/@snowplow/node-tracker
 test:
+	@if [ ! -d $(NODE_TRACKER) ]; then \
+	  if command -v npm >/dev/null; then \
+	    echo "cd test/e2e/node && npm ci"; (cd test/e2e/node && npm ci --no-audit --no-fund); \
+	  else echo "npm not found: TestNodeTracker will fail (.ci/run installs node and npm)" >&2; fi; \
+	fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
