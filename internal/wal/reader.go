@@ -2,10 +2,8 @@ package wal
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,35 +20,34 @@ type Record struct {
 // Reader reads the log in order on behalf of one named consumer whose
 // committed position is kept in Dir/readers/<name>. A Reader is not safe
 // for concurrent use.
+//
+// A reader never stops at damage: bytes that hold no valid record are
+// saved in quarantine, reported to Options.OnDamage and skipped, and so
+// are stretches of the log missing from the disk. Each reader reports
+// what it skips, so with several readers the same damage is reported by
+// each.
 type Reader struct {
-	l     *Log
-	name  string
-	pos   int64
-	f     *os.File
-	fbase int64
-	buf   []byte
-	recs  []Record
+	l       *Log
+	name    string
+	pos     int64
+	f       *os.File
+	fbase   int64
+	buf     []byte
+	scratch []byte
+	recs    []Record
 }
-
-// ErrCorrupt is returned when a record in the middle of the log fails its
-// checksum.
-var ErrCorrupt = errors.New("wal: corrupt record")
 
 // Reader returns a reader positioned at name's last committed offset, or at
 // the start of the log for a new name.
 func (l *Log) Reader(name string) (*Reader, error) {
-	if name == "" || strings.ContainsAny(name, `/\`) {
+	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasSuffix(name, ".tmp") {
 		return nil, fmt.Errorf("wal: bad reader name %q", name)
 	}
-	first := l.firstOffset()
 	pos, err := readOffset(l.readerPath(name))
 	if errors.Is(err, os.ErrNotExist) {
-		pos = first
+		pos = l.firstOffset()
 	} else if err != nil {
 		return nil, err
-	}
-	if pos < first {
-		pos = first
 	}
 	if end := l.End(); pos > end {
 		return nil, fmt.Errorf("wal: reader %s is at %d, past the end of the log (%d)", name, pos, end)
@@ -62,15 +59,7 @@ func (l *Log) Reader(name string) (*Reader, error) {
 }
 
 func (l *Log) readerPath(name string) string {
-	return filepath.Join(l.opts.Dir, "readers", name)
-}
-
-func readOffset(path string) (int64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return filepath.Join(l.readersDir(), name)
 }
 
 // Position returns the offset of the next record Read will return.
@@ -78,11 +67,17 @@ func (r *Reader) Position() int64 { return r.pos }
 
 // Read returns up to maxRecords records totalling about maxBytes (at least
 // one record), waiting until at least one is available or ctx is done.
+// Damage on the way is skipped and reported (see Reader); Read fails only
+// if a segment cannot be read, or a report fails.
 func (r *Reader) Read(ctx context.Context, maxRecords, maxBytes int) ([]Record, error) {
 	for {
 		sig := *r.l.signal.Load()
 		if r.pos < r.l.End() {
-			return r.readAvailable(maxRecords, maxBytes)
+			recs, err := r.readAvailable(maxRecords, maxBytes)
+			if err != nil || len(recs) > 0 {
+				return recs, err
+			}
+			continue // damage or a gap was skipped: look again
 		}
 		r.l.mu.Lock()
 		closed := r.l.closed
@@ -98,61 +93,93 @@ func (r *Reader) Read(ctx context.Context, maxRecords, maxBytes int) ([]Record, 
 	}
 }
 
+// readAvailable returns the valid records from the reader's position, or
+// none if it skipped damage or a gap there instead.
 func (r *Reader) readAvailable(maxRecords, maxBytes int) ([]Record, error) {
-	base, segEnd, ok := r.l.segmentFor(r.pos)
+	seg, ok := r.l.segmentFor(r.pos)
 	if !ok {
-		return nil, fmt.Errorf("wal: offset %d is before the start of the log", r.pos)
+		first := r.l.firstOffset()
+		return nil, r.skip(Damage{Kind: Missing, Offset: r.pos, Length: first - r.pos,
+			Reason: "the reader's offset is before the start of the log: the oldest segments were deleted"}, first)
 	}
-	if base != r.fbase {
+	if r.pos >= seg.dataEnd {
+		return nil, r.skip(Damage{Kind: Missing, Offset: r.pos, Length: seg.next - r.pos, Segment: segmentPath(r.l.opts.Dir, seg.base),
+			Reason: "the segment ends before the next one starts: its last bytes, or a whole segment after it, were deleted or cut"}, seg.next)
+	}
+	if seg.base != r.fbase {
 		if r.f != nil {
 			r.f.Close()
 		}
-		f, err := os.Open(segmentPath(r.l.opts.Dir, base))
+		f, err := os.Open(segmentPath(r.l.opts.Dir, seg.base))
 		if err != nil {
 			return nil, err
 		}
-		r.f, r.fbase = f, base
+		r.f, r.fbase = f, seg.base
 	}
-	avail := segEnd - r.pos
-	n := int64(maxBytes)
-	if n > avail {
-		n = avail
-	}
-	if n < headerSize {
-		n = min(headerSize, avail)
-	}
+	avail := seg.dataEnd - r.pos
+	n := max(min(int64(maxBytes), avail), min(headerSize, avail))
 	if int64(cap(r.buf)) < n {
 		r.buf = make([]byte, n)
 	}
 	buf := r.buf[:n]
-	if _, err := r.f.ReadAt(buf, r.pos-base); err != nil {
-		return nil, fmt.Errorf("wal: read %s at %d: %w", r.f.Name(), r.pos-base, err)
+	if _, err := r.f.ReadAt(buf, r.pos-seg.base); err != nil {
+		return nil, fmt.Errorf("wal: read %s at %d: %w", r.f.Name(), r.pos-seg.base, err)
 	}
 	r.recs = r.recs[:0]
 	off := 0
-	for len(r.recs) < maxRecords && len(buf)-off >= headerSize {
-		size := int(binary.BigEndian.Uint32(buf[off:]))
-		if len(buf)-off-headerSize < size {
-			break
+	for len(r.recs) < maxRecords && off < len(buf) {
+		size, state := checkRecord(buf[off:])
+		if state == recOK {
+			start := off
+			off += headerSize + int(size)
+			r.recs = append(r.recs, Record{Offset: r.pos + int64(start), Next: r.pos + int64(off), Data: buf[start+headerSize : off]})
+			continue
 		}
-		data := buf[off+headerSize : off+headerSize+size]
-		if crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(buf[off+4:]) {
-			return nil, fmt.Errorf("%w at offset %d", ErrCorrupt, r.pos+int64(off))
+		if off > 0 {
+			break // return what came before; the next read starts there
 		}
-		at := r.pos + int64(off)
-		off += headerSize + size
-		r.recs = append(r.recs, Record{Offset: at, Next: r.pos + int64(off), Data: data})
-	}
-	if len(r.recs) == 0 {
-		// The first record is larger than maxBytes: read exactly it.
-		size := int64(binary.BigEndian.Uint32(buf))
-		if headerSize+size > avail {
-			return nil, fmt.Errorf("%w: record at %d runs past the segment end", ErrCorrupt, r.pos)
+		if state == recShort && headerSize+size <= avail {
+			// The first record is larger than maxBytes: read exactly it.
+			return r.readAvailable(1, int(headerSize+size))
 		}
-		return r.readAvailable(1, int(headerSize+size))
+		return nil, r.skipDamage(seg, state, size)
 	}
 	r.pos = r.recs[len(r.recs)-1].Next
 	return r.recs, nil
+}
+
+// skipDamage skips the bytes at the reader's position, which do not
+// start a valid record, up to the next valid record in the segment (or
+// its end), saving them in quarantine.
+func (r *Reader) skipDamage(seg segment, state recordState, size int64) error {
+	end := r.pos + headerSize + size // a damaged payload under a valid header
+	if state != recBadData {
+		next, scratch, err := nextRecord(r.f, r.pos-seg.base, seg.dataEnd-seg.base, r.scratch)
+		r.scratch = scratch
+		if err != nil {
+			return fmt.Errorf("wal: read %s: %w", r.f.Name(), err)
+		}
+		end = seg.base + next
+	}
+	d := Damage{Kind: Skipped, Dir: r.l.opts.Dir, Offset: r.pos, Length: end - r.pos, Segment: r.f.Name(), Reason: state.String()}
+	if err := quarantine(&d, r.f, seg.base); err != nil {
+		return err
+	}
+	return r.skip(d, end)
+}
+
+// skip reports d and moves the reader to, once the report is taken.
+func (r *Reader) skip(d Damage, to int64) error {
+	d.Dir, d.Reader = r.l.opts.Dir, r.name
+	if h := r.l.opts.OnDamage; h != nil {
+		if err := h(d); err != nil {
+			return fmt.Errorf("wal: report %s: %w", d, err)
+		}
+	} else {
+		r.l.opts.Logger.Error("wal: reader skipped damage", "reader", r.name, "damage", d.String())
+	}
+	r.pos = to
+	return nil
 }
 
 // Rewind moves the reader to off, which must be a record boundary (a value
@@ -165,7 +192,7 @@ func (r *Reader) Rewind(off int64) { r.pos = off }
 func (r *Reader) Commit(off int64) error {
 	path := r.l.readerPath(r.name)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, strconv.AppendInt(nil, off, 10), 0o644); err != nil {
+	if err := os.WriteFile(tmp, strconv.AppendInt(nil, off, 10), filePerm); err != nil {
 		return err
 	}
 	if r.l.opts.Fsync == FsyncAlways {

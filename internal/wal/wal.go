@@ -5,17 +5,29 @@
 // operating system's page cache (or on disk, with FsyncAlways) before the
 // tracker hears 2xx.
 //
-// Record layout: 4-byte big-endian payload length, 4-byte CRC-32C of the
-// payload, payload. A record's offset is the global byte position of its
-// header; segment files are named after the offset of their first byte.
+// Records are framed so that damage can be located (see format.go). A
+// record's offset is the global byte position of its header; segment
+// files are named after the offset of their first byte.
+//
+// What the log does with damage, so that good records are never given
+// up for a bad one:
+//   - Open cuts an incomplete write at the end of the active segment (the
+//     only bytes it removes), after saving them in quarantine; damage
+//     followed by valid records is left for the readers.
+//   - A reader skips bytes that hold no valid record, resynchronises on
+//     the next valid one, saves the bytes in quarantine and reports them
+//     to Options.OnDamage; the records around them are read.
+//   - Bytes that are gone (a deleted or truncated segment) are reported
+//     too, as Missing.
+//
+// Open returns what it repaired in Repairs.
 package wal
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -42,8 +54,6 @@ const (
 	FsyncNever FsyncPolicy = "never"
 )
 
-const headerSize = 8
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Options configures a Log. Zero values take the defaults shown.
@@ -53,6 +63,17 @@ type Options struct {
 	Fsync          FsyncPolicy   // default FsyncInterval
 	FsyncInterval  time.Duration // default 1s
 	MaxRecordBytes int           // default 16 MiB
+	// ProbeInterval is how often the log checks that it can write to its
+	// directory, for Healthy; default 1s.
+	ProbeInterval time.Duration
+	// OnDamage is called by a reader for every stretch of the log it
+	// skips or finds missing, after the bytes are saved in quarantine and
+	// before the reader moves past them. If it returns an error, Read
+	// returns that error and the reader stays where it was, so the next
+	// Read reports the same damage again. Nil: damage is only logged.
+	OnDamage func(Damage) error
+	// Logger receives what Open finds and repairs; default slog.Default().
+	Logger *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -67,6 +88,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxRecordBytes <= 0 {
 		o.MaxRecordBytes = 16 << 20
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 }
 
@@ -105,34 +132,43 @@ type Log struct {
 	flushing bool
 	closed   bool
 
-	// fileMu guards the active segment file and the segment list.
+	// fileMu guards the active segment file and the segment lists.
 	fileMu   sync.Mutex
 	active   *os.File
 	bases    []int64 // sorted segment base offsets
+	ends     []int64 // where each segment's data ends; the active one's is base+activeSz
 	activeSz int64
 	dirty    bool
 
-	end     atomic.Int64 // global offset just past the last written record
-	signal  atomic.Pointer[chan struct{}]
-	healthy atomic.Bool
+	end    atomic.Int64 // global offset just past the last written record
+	signal atomic.Pointer[chan struct{}]
+	// health is nil while the log can write, else the last error: set by
+	// every write, and by the probe (see probeLoop).
+	health atomic.Pointer[error]
 
 	readersMu sync.Mutex
 	readers   map[string]int64 // committed offsets
+
+	repairs []Damage
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// Open opens or creates the log in opts.Dir, repairing a torn tail left by
-// a crash. The log holds the directory until Close; opening it again
-// meanwhile fails with ErrLocked.
+// Open opens or creates the log in opts.Dir, repairing what a crash or
+// damage left (see the package comment and Repairs). The log holds the
+// directory until Close; opening it again meanwhile fails with ErrLocked.
+// A reader offset file that does not hold an offset makes Open fail,
+// naming the file.
 func Open(opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	opts.setDefaults()
-	if err := os.MkdirAll(filepath.Join(opts.Dir, "readers"), 0o755); err != nil {
-		return nil, err
+	for _, d := range []string{filepath.Dir(opts.Dir), opts.Dir, filepath.Join(opts.Dir, "readers")} {
+		if err := mkdirPrivate(d); err != nil {
+			return nil, err
+		}
 	}
 	lock, err := lockDir(opts.Dir)
 	if err != nil {
@@ -150,7 +186,7 @@ func Open(opts Options) (*Log, error) {
 // another process, would recover the tail the first one is writing and
 // interleave appends with it. The lock goes with the returned file.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := openPrivate(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +200,20 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// openPrivate opens a file of the log with filePerm, narrowing the mode
+// of a file an older version created with a wider one.
+func openPrivate(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag, filePerm)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(filePerm); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // openLocked is Open once the directory is locked.
 func openLocked(opts Options, lock *os.File) (*Log, error) {
 	l := &Log{opts: opts, lock: lock, readers: map[string]int64{}, stop: make(chan struct{})}
@@ -171,43 +221,94 @@ func openLocked(opts Options, lock *os.File) (*Log, error) {
 	l.cur = &batch{}
 	ch := make(chan struct{})
 	l.signal.Store(&ch)
-	l.healthy.Store(true)
 
+	offsets, err := readOffsets(l.readersDir())
+	if err != nil {
+		return nil, err
+	}
+	if offsets, l.repairs, err = upgrade(opts, offsets); err != nil {
+		return nil, err
+	}
+	maxOff := int64(0)
+	for _, off := range offsets {
+		maxOff = max(maxOff, off)
+	}
 	bases, err := listSegments(opts.Dir)
 	if err != nil {
 		return nil, err
 	}
 	if len(bases) == 0 {
-		bases = []int64{0}
 		// The first segment starts where the readers say the old log ended,
 		// so offsets never go backwards after the segments were pruned.
-		if off, err := l.maxReaderOffset(); err == nil {
-			bases[0] = off
+		bases = []int64{maxOff}
+	}
+	ends := make([]int64, len(bases))
+	for i, base := range bases[:len(bases)-1] {
+		st, err := os.Stat(segmentPath(opts.Dir, base))
+		if err != nil {
+			return nil, err
+		}
+		ends[i] = base + st.Size()
+		if next := bases[i+1]; ends[i] > next {
+			opts.Logger.Warn("wal: segment longer than the next segment's offset allows; its last bytes are ignored",
+				"segment", segmentPath(opts.Dir, base), "extra_bytes", ends[i]-next)
+			ends[i] = next
+		} else if ends[i] < next {
+			opts.Logger.Warn("wal: bytes missing between segments (a segment was deleted or cut); readers will skip them",
+				"dir", opts.Dir, "offset", ends[i], "bytes", next-ends[i], "next_segment", filepath.Base(segmentPath(opts.Dir, next)))
 		}
 	}
-	l.bases = bases
 	last := bases[len(bases)-1]
-	f, err := os.OpenFile(segmentPath(opts.Dir, last), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := openPrivate(segmentPath(opts.Dir, last), os.O_CREATE|os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
-	size, err := recoverSegment(f)
+	size, cut, err := recoverSegment(opts, f, last)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	if _, err := f.Seek(size, io.SeekStart); err != nil {
+	l.repairs = append(l.repairs, cut...)
+	if end := last + size; maxOff > end {
+		// Readers have committed past the end of what is on disk: the
+		// newest segments are gone. Start a new segment where the readers
+		// are, so that offsets never repeat. The readers past the end had
+		// processed the lost bytes; a reader behind reports them as it
+		// reaches them.
+		opts.Logger.Warn("wal: the log ends before its readers' committed offsets (the newest segments were deleted or cut); new records start at the furthest reader",
+			"dir", opts.Dir, "end", end, "furthest_reader", maxOff)
 		f.Close()
-		return nil, err
+		ends[len(ends)-1] = end
+		bases, ends = append(bases, maxOff), append(ends, 0)
+		last, size = maxOff, 0
+		if f, err = openPrivate(segmentPath(opts.Dir, last), os.O_CREATE|os.O_RDWR|os.O_TRUNC); err != nil {
+			return nil, err
+		}
 	}
+	for _, base := range bases[:len(bases)-1] {
+		if err := os.Chmod(segmentPath(opts.Dir, base), filePerm); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	l.bases, l.ends = bases, ends
 	l.active, l.activeSz = f, size
 	l.end.Store(last + size)
+	for _, d := range l.repairs {
+		opts.Logger.Error("wal: repaired at open", "damage", d.String())
+	}
+	l.wg.Add(1)
+	go l.probeLoop()
 	if opts.Fsync == FsyncInterval {
 		l.wg.Add(1)
 		go l.syncLoop()
 	}
 	return l, nil
 }
+
+// Repairs returns what Open cut or found missing: bytes no reader will
+// see. Damage that readers will skip is reported by them as they do.
+func (l *Log) Repairs() []Damage { return l.repairs }
 
 func segmentPath(dir string, base int64) string {
 	return filepath.Join(dir, fmt.Sprintf("%020d.seg", base))
@@ -234,45 +335,97 @@ func listSegments(dir string) ([]int64, error) {
 	return bases, nil
 }
 
-// recoverSegment scans f and truncates it after the last whole, valid record.
-func recoverSegment(f *os.File) (int64, error) {
+// recoverSegment checks every record of the active segment f, whose base
+// offset is base, and returns the size to keep. Damage that valid records
+// follow stays, for readers to skip (it is logged here); an incomplete or
+// damaged end that no valid record follows is a torn write: it is saved
+// in quarantine, cut and returned.
+func recoverSegment(opts Options, f *os.File, base int64) (int64, []Damage, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	size := st.Size()
 	var pos int64
-	hdr := make([]byte, headerSize)
-	var buf []byte
-	for pos+headerSize <= size {
-		if _, err := f.ReadAt(hdr, pos); err != nil {
-			return 0, err
+	buf := make([]byte, 0, scanWindow)
+	for pos < size {
+		var n int
+		var state recordState
+		n, state, buf, err = scanRecords(f, pos, size, buf)
+		if err != nil {
+			return 0, nil, err
 		}
-		n := int64(binary.BigEndian.Uint32(hdr))
-		if pos+headerSize+n > size {
-			break
+		pos += int64(n)
+		if state == recOK || pos == size {
+			continue
 		}
-		if int64(cap(buf)) < n {
-			buf = make([]byte, n)
+		at := pos
+		recSize, _ := checkRecord(buf[:min(len(buf), headerSize)])
+		var next int64
+		if state == recBadData {
+			next = at + headerSize + recSize
+		} else if next, buf, err = nextRecord(f, at, size, buf); err != nil {
+			return 0, nil, err
 		}
-		buf = buf[:n]
-		if _, err := f.ReadAt(buf, pos+headerSize); err != nil {
-			return 0, err
+		if next < size || state == recBadData {
+			opts.Logger.Warn("wal: damaged bytes in the active segment; valid records follow, so they are kept and readers will skip them",
+				"segment", f.Name(), "offset", base+at, "bytes", next-at, "reason", state.String())
+			pos = next
+			continue
 		}
-		if crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
-			break
+		d := Damage{Kind: Cut, Dir: opts.Dir, Offset: base + at, Length: size - at, Segment: f.Name(),
+			Reason: state.String() + " at the end of the active segment (a write cut short)"}
+		if err := quarantine(&d, f, base); err != nil {
+			return 0, nil, err
 		}
-		pos += headerSize + n
-	}
-	if pos != size {
-		if err := f.Truncate(pos); err != nil {
-			return 0, err
+		if err := f.Truncate(at); err != nil {
+			return 0, nil, err
 		}
 		if err := f.Sync(); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
+		return at, []Damage{d}, nil
 	}
-	return pos, nil
+	return size, nil, nil
+}
+
+// scanRecords reads f from pos (up to limit) and walks the valid records
+// there. It returns how many bytes of valid records it passed and the
+// state of what stopped it: recOK if it reached limit, or the state of
+// the record at pos+n, whose first bytes buf then starts with.
+func scanRecords(f *os.File, pos, limit int64, buf []byte) (int, recordState, []byte, error) {
+	n := min(int64(cap(buf)), limit-pos)
+	buf = buf[:n]
+	if _, err := f.ReadAt(buf, pos); err != nil {
+		return 0, 0, buf, err
+	}
+	off := 0
+	for off < len(buf) {
+		size, state := checkRecord(buf[off:])
+		switch state {
+		case recOK:
+			off += headerSize + int(size)
+			continue
+		case recShort, recPartial:
+			if off > 0 {
+				return off, recOK, buf, nil // the rest needs another read
+			}
+			if state == recShort && pos+headerSize+size <= limit {
+				// A record larger than the buffer: read it whole.
+				big := make([]byte, headerSize+size)
+				if _, err := f.ReadAt(big, pos); err != nil {
+					return 0, 0, buf, err
+				}
+				if _, s := checkRecord(big); s != recOK {
+					return 0, s, big, nil
+				}
+				return len(big), recOK, buf, nil
+			}
+		}
+		copy(buf, buf[off:])
+		return off, state, buf[:len(buf)-off], nil
+	}
+	return off, recOK, buf, nil
 }
 
 // batch is a group of appends written with one write call.
@@ -299,9 +452,7 @@ func (l *Log) Append(recs ...[]byte) error {
 	}
 	b := l.cur
 	for _, r := range recs {
-		b.buf = binary.BigEndian.AppendUint32(b.buf, uint32(len(r)))
-		b.buf = binary.BigEndian.AppendUint32(b.buf, crc32.Checksum(r, castagnoli))
-		b.buf = append(b.buf, r...)
+		b.buf = appendRecord(b.buf, r)
 	}
 	for !b.done {
 		if l.flushing {
@@ -332,40 +483,42 @@ func (l *Log) Append(recs ...[]byte) error {
 
 // write appends buf to the active segment, rolling first if it is full.
 // On failure the segment is cut back to its previous size so that the log
-// never holds a partial batch, and the error is returned.
+// never holds a partial batch, and the error is returned. Writes go to
+// the segment's own size, not the file position, so a failed cut does
+// not shift the next write.
 func (l *Log) write(buf []byte) error {
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
 	if l.activeSz >= l.opts.SegmentBytes {
 		if err := l.roll(); err != nil {
-			l.healthy.Store(false)
-			return err
+			return l.failed(fmt.Errorf("wal: new segment: %w", err))
 		}
 	}
-	if _, err := l.active.Write(buf); err != nil {
-		l.healthy.Store(false)
-		if terr := l.active.Truncate(l.activeSz); terr == nil {
-			l.active.Seek(l.activeSz, io.SeekStart)
-		}
-		return fmt.Errorf("wal: write: %w", err)
+	if _, err := l.active.WriteAt(buf, l.activeSz); err != nil {
+		l.active.Truncate(l.activeSz)
+		return l.failed(fmt.Errorf("wal: write %s: %w", l.active.Name(), err))
 	}
 	if l.opts.Fsync == FsyncAlways {
 		if err := l.active.Sync(); err != nil {
-			l.healthy.Store(false)
 			l.active.Truncate(l.activeSz)
-			l.active.Seek(l.activeSz, io.SeekStart)
-			return fmt.Errorf("wal: fsync: %w", err)
+			return l.failed(fmt.Errorf("wal: fsync %s: %w", l.active.Name(), err))
 		}
 	} else {
 		l.dirty = true
 	}
 	l.activeSz += int64(len(buf))
 	l.end.Store(l.bases[len(l.bases)-1] + l.activeSz)
-	l.healthy.Store(true)
+	l.health.Store(nil)
 	ch := make(chan struct{})
 	old := l.signal.Swap(&ch)
 	close(*old)
 	return nil
+}
+
+// failed marks the log unhealthy with err and returns it.
+func (l *Log) failed(err error) error {
+	l.health.Store(&err)
+	return err
 }
 
 // roll closes the active segment and opens a new one. fileMu must be held.
@@ -376,7 +529,7 @@ func (l *Log) roll() error {
 		}
 	}
 	base := l.bases[len(l.bases)-1] + l.activeSz
-	f, err := os.OpenFile(segmentPath(l.opts.Dir, base), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	f, err := openPrivate(segmentPath(l.opts.Dir, base), os.O_CREATE|os.O_RDWR|os.O_TRUNC)
 	if err != nil {
 		return err
 	}
@@ -384,8 +537,9 @@ func (l *Log) roll() error {
 		syncDir(l.opts.Dir)
 	}
 	l.active.Close()
+	l.ends[len(l.ends)-1] = base
 	l.active, l.activeSz, l.dirty = f, 0, false
-	l.bases = append(l.bases, base)
+	l.bases, l.ends = append(l.bases, base), append(l.ends, 0)
 	return nil
 }
 
@@ -410,6 +564,37 @@ func (l *Log) syncLoop() {
 	}
 }
 
+// probeBytes is the size of the probe file: about what a large POST
+// needs, so that a disk with less free space than that stays unhealthy.
+const probeBytes = 64 << 10
+
+// probeLoop checks every ProbeInterval that the directory takes writes,
+// by writing and removing a small file, so that Healthy follows the disk
+// (space freed, a file system remounted read-only) and not only the last
+// append: a collector answering 503 behind a load balancer may get no
+// appends at all until it reports healthy again.
+func (l *Log) probeLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.opts.ProbeInterval)
+	defer t.Stop()
+	path := filepath.Join(l.opts.Dir, "probe")
+	block := make([]byte, probeBytes)
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		err := os.WriteFile(path, block, filePerm)
+		os.Remove(path)
+		if err != nil {
+			l.failed(fmt.Errorf("wal: probe write in %s: %w", l.opts.Dir, err))
+		} else {
+			l.health.Store(nil)
+		}
+	}
+}
+
 // Sync forces written records to stable storage.
 func (l *Log) Sync() error {
 	l.fileMu.Lock()
@@ -421,11 +606,23 @@ func (l *Log) Sync() error {
 	return l.active.Sync()
 }
 
-// Healthy reports whether the last write succeeded.
-func (l *Log) Healthy() bool { return l.healthy.Load() }
+// Healthy reports whether the log can currently write: the last write,
+// or the last probe since, succeeded.
+func (l *Log) Healthy() bool { return l.health.Load() == nil }
+
+// Health returns nil while the log can write, else why it cannot.
+func (l *Log) Health() error {
+	if p := l.health.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // End returns the offset just past the last written record.
 func (l *Log) End() int64 { return l.end.Load() }
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.opts.Dir }
 
 // Close waits for in-flight appends, syncs and closes the log. Readers
 // must not be used afterwards.
@@ -457,22 +654,29 @@ func (l *Log) Close() error {
 	return err
 }
 
-// segmentFor returns the base offset of the segment holding off and the
-// offset where that segment ends (for the active one, the log end).
-func (l *Log) segmentFor(off int64) (base, end int64, ok bool) {
+// segment is where a reader's position falls.
+type segment struct {
+	base    int64 // first offset of the segment
+	dataEnd int64 // where its bytes on disk end
+	next    int64 // the next segment's base; -1 for the active segment
+}
+
+// segmentFor returns the segment holding off, or ok false if off is
+// before the first segment.
+func (l *Log) segmentFor(off int64) (s segment, ok bool) {
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
 	i := sort.Search(len(l.bases), func(i int) bool { return l.bases[i] > off }) - 1
 	if i < 0 {
-		return 0, 0, false
+		return segment{}, false
 	}
-	base = l.bases[i]
+	s = segment{base: l.bases[i], dataEnd: l.ends[i], next: -1}
 	if i+1 < len(l.bases) {
-		end = l.bases[i+1]
+		s.next = l.bases[i+1]
 	} else {
-		end = l.end.Load()
+		s.dataEnd = l.end.Load()
 	}
-	return base, end, true
+	return s, true
 }
 
 // Lag returns how many bytes the named reader has not yet committed.
@@ -511,7 +715,7 @@ func (l *Log) prune() error {
 	var drop []int64
 	for len(l.bases) > 1 && l.bases[1] <= min {
 		drop = append(drop, l.bases[0])
-		l.bases = l.bases[1:]
+		l.bases, l.ends = l.bases[1:], l.ends[1:]
 	}
 	l.fileMu.Unlock()
 	for _, b := range drop {
@@ -522,16 +726,49 @@ func (l *Log) prune() error {
 	return nil
 }
 
-func (l *Log) maxReaderOffset() (int64, error) {
-	ents, err := os.ReadDir(filepath.Join(l.opts.Dir, "readers"))
+func (l *Log) readersDir() string { return filepath.Join(l.opts.Dir, "readers") }
+
+// readOffsets reads every reader's committed offset. A file that does
+// not hold one is an error naming it; leftovers of an interrupted commit
+// (".tmp") are removed.
+func readOffsets(dir string) (map[string]int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	offs := map[string]int64{}
+	for _, e := range ents {
+		path := filepath.Join(dir, e.Name())
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			os.Remove(path)
+			continue
+		}
+		off, err := readOffset(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(path, filePerm); err != nil {
+			return nil, err
+		}
+		offs[e.Name()] = off
+	}
+	return offs, nil
+}
+
+// readOffset reads a reader offset file.
+func readOffset(path string) (int64, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
-	var max int64
-	for _, e := range ents {
-		if off, err := readOffset(filepath.Join(l.opts.Dir, "readers", e.Name())); err == nil && off > max {
-			max = off
+	s := strings.TrimSpace(string(b))
+	off, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || off < 0 {
+		if len(s) > 40 {
+			s = s[:40] + "..."
 		}
+		return 0, fmt.Errorf("wal: reader offset file %s holds %q, not a byte offset: restore it, or delete it to make "+
+			"that reader start again at the beginning of the log (what it already processed would be processed again)", path, s)
 	}
-	return max, nil
+	return off, nil
 }
