@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/furrow-io/furrow/internal/enrich"
+	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/stream"
 )
 
@@ -53,7 +54,40 @@ type Enrich struct {
 	FlushRecords  int           // default 122880
 	FlushInterval time.Duration // default 5s
 	IdleFlush     time.Duration // default 50ms
+	// Health, if set, hears of every failed and successful read, write
+	// and flush (see package health).
+	Health *health.Component
+
+	soft softStop
 }
+
+// softStop is the Stop of a stage: it ends reading, not storing.
+type softStop struct {
+	once   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (s *softStop) init() {
+	s.once.Do(func() { s.ctx, s.cancel = context.WithCancel(context.Background()) })
+}
+
+// stop ends reading.
+func (s *softStop) stop() { s.init(); s.cancel() }
+
+// reading returns a context for reading, done when ctx is or stop was
+// called, and its cancel function.
+func (s *softStop) reading(ctx context.Context) (context.Context, context.CancelFunc) {
+	s.init()
+	rctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(s.ctx, cancel)
+	return rctx, func() { unhook(); cancel() }
+}
+
+// Stop makes Run stop reading and return once the batches already read
+// are stored and acknowledged (a graceful stop). It may be called before
+// or during Run, more than once.
+func (p *Enrich) Stop() { p.soft.stop() }
 
 type enriched struct {
 	good  []enrich.Good
@@ -77,9 +111,12 @@ type flushJob struct {
 	blocks  bool // the good sink may keep part of a block (BlockFlusher)
 }
 
-// Run processes until ctx is done or the source fails. On cancellation it
-// stops reading, finishes storing the batches already enriched, and
-// returns nil.
+// Run processes until Stop is called or ctx is done. After Stop it
+// stops reading, finishes storing the batches already read and returns
+// nil. Canceling ctx stops it at once, storing included: what was not
+// stored stays unacknowledged and is processed again by the next run.
+// Failed reads, writes and flushes are retried with backoff (reported to
+// Health); Run returns an error only for one marked stream.Permanent.
 //
 // Three stages overlap: reading and enriching the next batch, writing
 // enriched batches to the sinks, and flushing (loading) the batches
@@ -88,6 +125,15 @@ type flushJob struct {
 // not idle the enricher, and the bounded channels between the stages hold
 // back reading when loading falls behind.
 func (p *Enrich) Run(ctx context.Context) error {
+	err := p.run(ctx)
+	if err != nil && ctx.Err() != nil && !stream.IsPermanent(err) {
+		p.Logger.Warn("pipeline: stopped before every batch read was stored; those batches will be processed again at the next start", "err", err)
+		return nil
+	}
+	return err
+}
+
+func (p *Enrich) run(ctx context.Context) error {
 	if p.Workers <= 0 {
 		p.Workers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
@@ -107,8 +153,10 @@ func (p *Enrich) Run(ctx context.Context) error {
 		p.IdleFlush = 50 * time.Millisecond
 	}
 	m := newMetrics(p.Registry)
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
+	// Reading ends at Stop, at a failure, or with ctx; storing (and its
+	// retries) only with ctx.
+	store := ctx
+	ctx, cancel := p.soft.reading(ctx)
 	defer cancel()
 	work := make(chan enriched, 2)
 	readErr := make(chan error, 1)
@@ -119,11 +167,8 @@ func (p *Enrich) Run(ctx context.Context) error {
 		defer close(work)
 		for {
 			busy.Store(false)
-			b, err := p.Source.Read(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					err = nil
-				}
+			b, err := read(ctx, p.Source, p.Logger, p.RetryDelay, p.Health)
+			if err != nil || b == nil {
 				readErr <- err
 				return
 			}
@@ -139,8 +184,6 @@ func (p *Enrich) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	// Storing continues past cancellation for what was already read.
-	store := context.WithoutCancel(parent)
 	bf, blockSink := p.Good.(stream.BlockFlusher)
 
 	// The flusher flushes the sinks and then acknowledges, in order.
@@ -156,7 +199,7 @@ func (p *Enrich) Run(ctx context.Context) error {
 			j.batches = append(held, j.batches...)
 			start := time.Now()
 			var err error
-			if held, err = p.flushAndAck(parent, store, j, bf); err != nil {
+			if held, err = p.flushAndAck(store, j, bf); err != nil {
 				flushErr <- err
 				for range jobs {
 				}
@@ -253,10 +296,10 @@ func (p *Enrich) Run(ctx context.Context) error {
 		for i, g := range w.good {
 			lines[i] = g.TSV
 		}
-		if err := p.write(parent, store, p.Bad, w.bad); err != nil {
+		if err := p.write(store, p.Bad, w.bad); err != nil {
 			return fail(err)
 		}
-		if err := p.write(parent, store, p.Good, lines); err != nil {
+		if err := p.write(store, p.Good, lines); err != nil {
 			return fail(err)
 		}
 		m.good.Add(float64(len(w.good)))
@@ -289,18 +332,18 @@ func (p *Enrich) Run(ctx context.Context) error {
 // the batches stored. It returns the newest batches, whose lines the good
 // sink kept for a later flush. bf is the good sink as a BlockFlusher, or
 // nil if it is not one.
-func (p *Enrich) flushAndAck(ctx, store context.Context, j flushJob, bf stream.BlockFlusher) (held []written, err error) {
+func (p *Enrich) flushAndAck(ctx context.Context, j flushJob, bf stream.BlockFlusher) (held []written, err error) {
 	kept := 0
-	if err := retry(ctx, store, p.Logger, p.RetryDelay, func() (err error) {
+	if err := retry(ctx, p.Logger, p.RetryDelay, p.Health, func() (err error) {
 		if bf != nil && j.blocks {
-			kept, err = bf.FlushBlocks(store)
+			kept, err = bf.FlushBlocks(ctx)
 			return err
 		}
-		return stream.Flush(store, p.Good)
+		return stream.Flush(ctx, p.Good)
 	}); err != nil {
 		return nil, err
 	}
-	if err := retry(ctx, store, p.Logger, p.RetryDelay, func() error { return stream.Flush(store, p.Bad) }); err != nil {
+	if err := retry(ctx, p.Logger, p.RetryDelay, p.Health, func() error { return stream.Flush(ctx, p.Bad) }); err != nil {
 		return nil, err
 	}
 	// The kept lines are the newest: walk back over the batches until
@@ -311,38 +354,64 @@ func (p *Enrich) flushAndAck(ctx, store context.Context, j flushJob, bf stream.B
 		kept -= j.batches[n].good
 	}
 	if n > 0 {
-		if err := j.batches[n-1].ack(store); err != nil {
+		if err := retry(ctx, p.Logger, p.RetryDelay, p.Health, func() error { return j.batches[n-1].ack(ctx) }); err != nil {
 			return nil, err
 		}
 	}
 	return j.batches[n:], nil
 }
 
-// write stores records, retrying failures until ctx is done; once it is,
-// a failed write is not retried and the batch stays unacknowledged.
-func (p *Enrich) write(ctx, store context.Context, s stream.Sink, recs [][]byte) error {
+// write stores records, retrying failures until ctx is done.
+func (p *Enrich) write(ctx context.Context, s stream.Sink, recs [][]byte) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	return retry(ctx, store, p.Logger, p.RetryDelay, func() error { return s.Write(store, recs...) })
+	return retry(ctx, p.Logger, p.RetryDelay, p.Health, func() error { return s.Write(ctx, recs...) })
 }
 
-func retry(ctx, store context.Context, log *slog.Logger, delay time.Duration, f func() error) error {
+// retry calls f until it succeeds, returns a permanent error, or ctx is
+// done, pausing between attempts from delay up to 30 s. Failures and the
+// success after them go to h.
+func retry(ctx context.Context, log *slog.Logger, delay time.Duration, h *health.Component, f func() error) error {
 	for {
 		err := f()
 		if err == nil {
+			if h != nil {
+				h.OK()
+			}
 			return nil
+		}
+		if stream.IsPermanent(err) {
+			return err
 		}
 		if ctx.Err() != nil {
 			return errors.Join(errors.New("pipeline stopped before a batch could be stored; it will be processed again at start"), err)
 		}
-		log.Error("pipeline: sink write failed; retrying", "err", err, "in", delay)
+		if h != nil {
+			h.Fail(err)
+		} else {
+			log.Error("pipeline: failed; retrying", "err", err, "in", delay)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 30*time.Second)
 	}
+}
+
+// read reads the next batch from src, retrying failed reads. It returns
+// nil, nil when ctx is done.
+func read(ctx context.Context, src stream.Source, log *slog.Logger, delay time.Duration, h *health.Component) (*stream.Batch, error) {
+	var b *stream.Batch
+	err := retry(ctx, log, delay, h, func() (err error) {
+		b, err = src.Read(ctx)
+		return err
+	})
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	return b, err
 }
 
 // process enriches records in parallel, keeping their order.
@@ -389,9 +458,16 @@ type Forward struct {
 	Observe    func(recs [][]byte)
 	Logger     *slog.Logger
 	RetryDelay time.Duration
+	Health     *health.Component // as Enrich.Health
+
+	soft softStop
 }
 
-// Run forwards until ctx is done.
+// Stop makes Run return once the batch being forwarded is stored.
+func (f *Forward) Stop() { f.soft.stop() }
+
+// Run forwards until Stop is called or ctx is done, with the same
+// contract as Enrich.Run.
 func (f *Forward) Run(ctx context.Context) error {
 	if f.Logger == nil {
 		f.Logger = slog.Default()
@@ -399,24 +475,26 @@ func (f *Forward) Run(ctx context.Context) error {
 	if f.RetryDelay <= 0 {
 		f.RetryDelay = 100 * time.Millisecond
 	}
-	store := context.WithoutCancel(ctx)
+	rctx, cancel := f.soft.reading(ctx)
+	defer cancel()
 	for {
-		b, err := f.Source.Read(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		b, err := read(rctx, f.Source, f.Logger, f.RetryDelay, f.Health)
+		if err != nil || b == nil {
 			return err
 		}
-		if err := retry(ctx, store, f.Logger, f.RetryDelay, func() error {
-			if err := f.Sink.Write(store, b.Records...); err != nil {
+		err = retry(ctx, f.Logger, f.RetryDelay, f.Health, func() error {
+			if err := f.Sink.Write(ctx, b.Records...); err != nil {
 				return err
 			}
-			return stream.Flush(store, f.Sink)
-		}); err != nil {
-			return err
-		}
-		if err := b.Ack(store); err != nil {
+			if err := stream.Flush(ctx, f.Sink); err != nil {
+				return err
+			}
+			return b.Ack(ctx)
+		})
+		if err != nil {
+			if ctx.Err() != nil && !stream.IsPermanent(err) {
+				return nil // stopped: the batch is forwarded again at the next start
+			}
 			return err
 		}
 		if f.Observe != nil {

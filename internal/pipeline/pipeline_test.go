@@ -14,6 +14,7 @@ import (
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/enrich"
 	"github.com/furrow-io/furrow/internal/event"
+	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/iglu"
 	"github.com/furrow-io/furrow/internal/payload"
 	"github.com/furrow-io/furrow/internal/stream"
@@ -27,6 +28,8 @@ type source struct {
 	acked   []int // index of the batch each Ack call acknowledged
 	ackCh   chan int
 	onAck   func(i int)
+	// failReads makes that many reads fail first.
+	failReads int
 }
 
 func newSource(batches ...[][]byte) *source {
@@ -35,6 +38,11 @@ func newSource(batches ...[][]byte) *source {
 
 func (s *source) Read(ctx context.Context) (*stream.Batch, error) {
 	s.mu.Lock()
+	if s.failReads > 0 {
+		s.failReads--
+		s.mu.Unlock()
+		return nil, errors.New("read failed: input/output error")
+	}
 	if s.next == len(s.batches) {
 		s.mu.Unlock()
 		<-ctx.Done()
@@ -72,6 +80,7 @@ type sink struct {
 	writes     int
 	flushes    int
 	failWrites int
+	failWith   error // what failing writes return; default "write failed"
 	gate       chan struct{}
 }
 
@@ -81,7 +90,10 @@ func (s *sink) Write(_ context.Context, recs ...[]byte) error {
 	s.writes++
 	if s.failWrites > 0 {
 		s.failWrites--
-		return errors.New("sink unavailable")
+		if s.failWith != nil {
+			return s.failWith
+		}
+		return errors.New("write failed: sink unavailable")
 	}
 	for _, r := range recs {
 		s.buffered = append(s.buffered, append([]byte(nil), r...))
@@ -148,18 +160,26 @@ func eventIDs(t *testing.T, lines [][]byte) []string {
 	return ids
 }
 
-// run starts the pipeline and returns a function that stops it and
-// returns Run's error.
+// run starts the pipeline and returns a function that stops it
+// gracefully (Stop) and returns Run's error.
 func run(t *testing.T, p *Enrich) (stop func() error) {
+	stop, _ = runHard(t, p)
+	return stop
+}
+
+// runHard is run, also returning the function that cancels Run's
+// context: a hard stop.
+func runHard(t *testing.T, p *Enrich) (stop func() error, cancel context.CancelFunc) {
 	t.Helper()
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
 	return func() error {
-		cancel()
+		p.Stop()
 		select {
 		case err := <-errc:
 			return err
@@ -167,7 +187,7 @@ func run(t *testing.T, p *Enrich) (stop func() error) {
 			t.Fatal("pipeline did not stop")
 			return nil
 		}
-	}
+	}, cancel
 }
 
 // waitBuffered waits until s holds at least n unflushed records.
@@ -246,18 +266,18 @@ func TestEnrichAcknowledgesOnlyAfterGoodAndBadAreFlushed(t *testing.T) {
 func TestEnrichFlushTriggers(t *testing.T) {
 	tests := []struct {
 		name    string
-		p       Enrich
+		p       *Enrich
 		batches int
 		// wantFlushes is the fewest good-sink flushes expected once every
 		// batch is acknowledged; wantMax the most.
 		wantMin, wantMax int
 	}{
 		// Records reach FlushRecords with every batch: one flush each.
-		{"records", Enrich{FlushRecords: 2, IdleFlush: time.Hour, FlushInterval: time.Hour}, 5, 5, 5},
+		{"records", &Enrich{FlushRecords: 2, IdleFlush: time.Hour, FlushInterval: time.Hour}, 5, 5, 5},
 		// Below FlushRecords, a pause after the last batch flushes.
-		{"idle", Enrich{FlushRecords: 1000, IdleFlush: 5 * time.Millisecond, FlushInterval: time.Hour}, 3, 1, 3},
+		{"idle", &Enrich{FlushRecords: 1000, IdleFlush: 5 * time.Millisecond, FlushInterval: time.Hour}, 3, 1, 3},
 		// Below FlushRecords with no idle flush, FlushInterval bounds the wait.
-		{"interval", Enrich{FlushRecords: 1000, IdleFlush: time.Hour, FlushInterval: 20 * time.Millisecond}, 3, 1, 3},
+		{"interval", &Enrich{FlushRecords: 1000, IdleFlush: time.Hour, FlushInterval: 20 * time.Millisecond}, 3, 1, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,7 +289,7 @@ func TestEnrichFlushTriggers(t *testing.T) {
 			good, bad := &sink{}, &sink{}
 			p := tt.p
 			p.Source, p.Enricher, p.Good, p.Bad, p.Workers = src, testEnricher(t), good, bad, 1
-			stop := run(t, &p)
+			stop := run(t, p)
 			waitAck(t, src, tt.batches-1)
 			if err := stop(); err != nil {
 				t.Fatal(err)
@@ -305,7 +325,9 @@ func TestEnrichRetriesFailedWrites(t *testing.T) {
 func TestEnrichStopsWithoutAcknowledgingUnstoredBatches(t *testing.T) {
 	src := newSource([][]byte{pageView(eid(1))})
 	good := &sink{failWrites: 1 << 30}
-	stop := run(t, &Enrich{Source: src, Enricher: testEnricher(t), Good: good, Bad: &sink{}, RetryDelay: time.Millisecond})
+	h := health.New(slog.New(slog.DiscardHandler), 0)
+	p := &Enrich{Source: src, Enricher: testEnricher(t), Good: good, Bad: &sink{}, RetryDelay: time.Millisecond, Health: h.Component("enrich")}
+	stop, cancel := runHard(t, p)
 	for {
 		good.mu.Lock()
 		w := good.writes
@@ -315,12 +337,51 @@ func TestEnrichStopsWithoutAcknowledgingUnstoredBatches(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	err := stop()
-	if err == nil || !strings.Contains(err.Error(), "processed again") {
-		t.Errorf("Run returned %v, want an error saying the batch will be processed again", err)
+	if err := h.Err(); err == nil || !strings.Contains(err.Error(), "enrich: write failed") {
+		t.Errorf("health while writes fail: %v", err)
+	}
+	// A graceful stop goes on retrying the write; a hard one ends it.
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if err := stop(); err != nil {
+		t.Errorf("Run returned %v after a hard stop, want nil", err)
 	}
 	if a := src.acks(); len(a) != 0 {
 		t.Errorf("acknowledged %v although nothing was stored", a)
+	}
+}
+
+// A permanent error stops the pipeline with that error.
+func TestEnrichStopsOnAPermanentError(t *testing.T) {
+	src := newSource([][]byte{pageView(eid(1))})
+	good := &sink{failWrites: 1 << 30, failWith: stream.Permanent(errors.New("permission denied"))}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := &Enrich{Source: src, Enricher: testEnricher(t), Good: good, Bad: &sink{}, RetryDelay: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	if err := p.Run(ctx); !stream.IsPermanent(err) || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("Run returned %v, want the permanent error", err)
+	}
+	if a := src.acks(); len(a) != 0 {
+		t.Errorf("acknowledged %v although nothing was stored", a)
+	}
+}
+
+// A source whose reads fail is retried, and reported unhealthy
+// meanwhile; the batches after are processed.
+func TestEnrichRetriesFailedReads(t *testing.T) {
+	src := newSource([][]byte{pageView(eid(1))})
+	src.failReads = 3
+	h := health.New(slog.New(slog.DiscardHandler), 0)
+	good := &sink{}
+	stop := run(t, &Enrich{Source: src, Enricher: testEnricher(t), Good: good, Bad: &sink{}, RetryDelay: time.Millisecond, Health: h.Component("enrich"), IdleFlush: time.Millisecond})
+	waitAck(t, src, 0)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := good.snapshot(); len(stored) != 1 {
+		t.Fatalf("stored %d events", len(stored))
+	}
+	if err := h.Err(); err != nil {
+		t.Fatalf("still unhealthy after reads succeeded: %v", err)
 	}
 }
 
@@ -370,9 +431,10 @@ func TestForwardAcknowledgesAfterFlush(t *testing.T) {
 			seen = append(seen, string(r))
 		}
 	}}
+	defer cancel()
 	go func() { errc <- f.Run(ctx) }()
 	waitAck(t, src, 1)
-	cancel()
+	f.Stop()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}

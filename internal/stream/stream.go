@@ -3,7 +3,10 @@
 // out batches that are acknowledged once their results are durable.
 package stream
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Sink stores records. Write returns only when the records are durable
 // in the sink's own terms (written to the log, committed to the database,
@@ -73,3 +76,28 @@ type SinkFunc func(ctx context.Context, records ...[]byte) error
 
 func (f SinkFunc) Write(ctx context.Context, records ...[]byte) error { return f(ctx, records...) }
 func (f SinkFunc) Close(context.Context) error                        { return nil }
+
+// Permanent marks err as one that retrying cannot fix: a configuration
+// or permission problem, a destination that refuses what it is given.
+// A stage that meets a permanent error stops, and furrow with it, loudly;
+// any other error from a Source or Sink is taken as passing (a full
+// disk, an unreachable destination) and retried with backoff while the
+// stage reports itself unhealthy.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked
+// with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
