@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/config"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
 
@@ -28,7 +29,7 @@ func TestSocketHandler(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_test_total", Help: "A test counter."})
 	reg.MustRegister(c)
 	c.Add(3)
-	srv := httptest.NewServer(socketHandler(s, reg, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(socketHandler(s, config.Default().SQL, reg, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 
 	tests := []struct {
@@ -68,11 +69,13 @@ func TestSocketHandler(t *testing.T) {
 
 type querierFunc func(ctx context.Context, q string, w io.Writer) error
 
-func (f querierFunc) Query(ctx context.Context, q string, w io.Writer) error { return f(ctx, q, w) }
+func (f querierFunc) Query(ctx context.Context, q string, _ duckdb.Limits, w io.Writer) error {
+	return f(ctx, q, w)
+}
 
 // Without DuckDB there is nothing to query; metrics are still served.
 func TestSocketHandlerWithoutDuckDB(t *testing.T) {
-	srv := httptest.NewServer(socketHandler(nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(socketHandler(nil, config.Default().SQL, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	resp, err := http.Post(srv.URL+"/sql", "text/plain", strings.NewReader("SELECT 1"))
 	if err != nil {
@@ -100,7 +103,7 @@ func TestQueryHandlerErrorAfterRows(t *testing.T) {
 		io.WriteString(w, "a\n1\n")
 		return errors.New("Conversion Error:\nboom")
 	})
-	srv := httptest.NewServer(socketHandler(failing, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(socketHandler(failing, config.Default().SQL, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	resp, err := http.Post(srv.URL+"/sql", "text/plain", strings.NewReader("SELECT 1"))
 	if err != nil {
