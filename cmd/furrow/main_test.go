@@ -73,6 +73,99 @@ func TestSQL(t *testing.T) {
 	}
 }
 
+// Without a running furrow, the file is opened sandboxed: the query
+// reaches nothing outside the database, and the time and size limits of
+// the flags (or of the configuration) apply.
+func TestSQLSandboxOnTheFile(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := duckdb.Open(ctx, duckdb.Options{Path: filepath.Join(dir, "furrow.duckdb"), Processor: badrows.Processor{Artifact: "furrow", Version: "0.0.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "secret.txt")
+	if err := os.WriteFile(secret, []byte("password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	const denied = "Permission Error"
+	for _, tt := range []struct{ sql, want, created string }{
+		{"SELECT * FROM read_text('" + secret + "')", denied, ""},
+		{"SELECT * FROM read_csv('" + secret + "')", denied, ""},
+		{"SELECT * FROM glob('" + dir + "/*')", denied, ""},
+		{"SELECT * FROM read_csv('http://" + closed + "/x.csv')", denied, ""},
+		{"INSTALL httpfs", denied, ""},
+		{"LOAD httpfs", "Loading external extensions is disabled", ""},
+		{"COPY (SELECT 42) TO '" + dir + "/out.csv'", denied, dir + "/out.csv"},
+		{"ATTACH '" + dir + "/other.duckdb' AS other", denied, dir + "/other.duckdb"},
+		{"SET enable_external_access = true", "the configuration has been locked", ""},
+		{"RESET threads", "the configuration has been locked", ""},
+	} {
+		var out, errb bytes.Buffer
+		err := run(ctx, []string{"sql", "--data-dir", dir, tt.sql}, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.sql, err, tt.want)
+		}
+		if tt.created != "" {
+			if _, err := os.Stat(tt.created); !os.IsNotExist(err) {
+				t.Errorf("%s: %s created", tt.sql, tt.created)
+			}
+		}
+	}
+
+	// The time limit: a flag, or sql.timeout in the configuration.
+	conf := filepath.Join(dir, "furrow.yaml")
+	if err := os.WriteFile(conf, []byte("sql:\n  timeout: 300ms\n  max_result_bytes: 100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const forever = "SELECT count(*) FROM range(100000000000)"
+	for _, args := range [][]string{
+		{"--timeout", "300ms", forever},
+		{"--config", conf, forever},
+	} {
+		var out, errb bytes.Buffer
+		start := time.Now()
+		err := run(ctx, append([]string{"sql", "--data-dir", dir}, args...), &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), "time limit of 300ms (--timeout, or sql.timeout in the configuration; 0 means no limit)") {
+			t.Errorf("%v: error %v", args, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%v: interrupted after %s", args, took)
+		}
+	}
+	// The size limit: the rows before it are printed.
+	const many = "SELECT range AS i FROM range(1000)"
+	for _, args := range [][]string{
+		{"--max-result-bytes", "100", many},
+		{"--config", conf, many},
+	} {
+		var out, errb bytes.Buffer
+		err := run(ctx, append([]string{"sql", "--data-dir", dir}, args...), &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), "limit of 100 bytes (--max-result-bytes, or sql.max_result_bytes in the configuration; 0 means no limit)") {
+			t.Errorf("%v: error %v", args, err)
+		}
+		if out.Len() > 100 || !strings.HasPrefix(out.String(), "i\n0\n1\n") {
+			t.Errorf("%v: printed %q", args, out.String())
+		}
+	}
+	// A flag overrides the configuration; 0 is no limit.
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"sql", "--data-dir", dir, "--config", conf, "--max-result-bytes", "0", many}, &out, &errb); err != nil || strings.Count(out.String(), "\n") != 1001 {
+		t.Errorf("no size limit: %d lines, %v", strings.Count(out.String(), "\n"), err)
+	}
+	if err := run(ctx, []string{"sql", "--data-dir", dir, "--timeout", "-1s", "SELECT 1"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("a negative time limit: %v", err)
+	}
+}
+
 func TestCommands(t *testing.T) {
 	tests := []struct {
 		args    []string
@@ -105,6 +198,7 @@ func TestSQLWhileRunning(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	cfg.SQL.Timeout = 2 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
@@ -157,6 +251,38 @@ func TestSQLWhileRunning(t *testing.T) {
 	if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT count(*) AS n FROM atomic.events"}, &out, &errb); err != nil || out.String() != "n\n1\n" {
 		t.Errorf("after refused statements: %q, %v", out.String(), err)
 	}
+	// The sandbox, and furrow's own time limit, which the client's flag
+	// does not lift.
+	if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT * FROM read_text('/etc/passwd')"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "Permission Error") {
+		t.Errorf("read_text: error %v", err)
+	}
+	start := time.Now()
+	err = run(ctx, []string{"sql", "--data-dir", dir, "--timeout", "1h", "SELECT count(*) FROM range(100000000000)"}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "time limit of 2s (sql.timeout in the configuration of the running furrow") {
+		t.Errorf("time limit: error %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("interrupted after %s", took)
+	}
+	// Loading went on meanwhile.
+	resp, err = http.Get("http://" + a.Addr() + "/i?e=pv&p=web&tv=js-3.24.0&aid=live&page=Again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out.Reset()
+		if err := run(ctx, []string{"sql", "--data-dir", dir, "SELECT count(*) AS n FROM atomic.events"}, &out, &errb); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() == "n\n2\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the interrupt: %q", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	cancel()
 	if err := <-done; err != nil {
@@ -167,7 +293,7 @@ func TestSQLWhileRunning(t *testing.T) {
 		t.Errorf("socket left after a clean stop: %v", err)
 	}
 	out.Reset()
-	if err := run(context.Background(), []string{"sql", "--data-dir", dir, "SELECT count(*) AS n FROM atomic.events"}, &out, &errb); err != nil || out.String() != "n\n1\n" {
+	if err := run(context.Background(), []string{"sql", "--data-dir", dir, "SELECT count(*) AS n FROM atomic.events"}, &out, &errb); err != nil || out.String() != "n\n2\n" {
 		t.Errorf("after stop: %q, %v", out.String(), err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-
-	duck "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/furrow-io/furrow/internal/app"
 	"github.com/furrow-io/furrow/internal/config"
@@ -32,11 +29,19 @@ func runSQL(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 Queries the DuckDB warehouse read-only, printing tab-separated rows with a
 header. While 'furrow run' is running on the same data directory, the
 query goes to it (through the socket <data-dir>/furrow.sock) and can be
-one SELECT or EXPLAIN; otherwise the database file is opened read-only.`)
+one SELECT or EXPLAIN; otherwise the database file is opened read-only.
+
+Either way the query reads nothing but the warehouse: no other file, no
+URL, no extension, no change of DuckDB's settings. It is interrupted when
+it runs longer than its time limit, and its result is cut at a size limit.
+While furrow runs, its own sql.timeout and sql.max_result_bytes apply;
+otherwise those of the configuration, or the flags below (0: no limit).`)
 		fs.PrintDefaults()
 	}
 	file := fs.String("config", "", "YAML configuration file, to find the warehouse")
 	dataDir := fs.String("data-dir", "", "data directory of 'furrow run' (default ./furrow-data)")
+	timeout := fs.Duration("timeout", 0, "time limit of the query on the file (default sql.timeout, 30s)")
+	maxBytes := fs.Int64("max-result-bytes", 0, "size limit of the result from the file (default sql.max_result_bytes, 128 MiB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,20 +56,47 @@ one SELECT or EXPLAIN; otherwise the database file is opened read-only.`)
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
+	lim := duckdb.Limits{Timeout: cfg.SQL.Timeout, MaxResultBytes: cfg.SQL.MaxResultBytes}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "timeout":
+			lim.Timeout = *timeout
+		case "max-result-bytes":
+			lim.MaxResultBytes = *maxBytes
+		}
+	})
+	var errs []error
+	if lim.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("time limit %s is negative (0 means no limit)", lim.Timeout))
+	}
+	if lim.MaxResultBytes < 0 {
+		errs = append(errs, fmt.Errorf("result size limit %d is negative (0 means no limit)", lim.MaxResultBytes))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	err = queryRunning(ctx, app.Socket(cfg.DataDir), fs.Arg(0), stdout)
 	if !errors.Is(err, errNotRunning) {
 		return err
 	}
-	conn, err := duck.NewConnector(cfg.DuckDBPath()+"?access_mode=READ_ONLY", nil)
+	db, err := duckdb.OpenReadOnly(ctx, cfg.DuckDBPath())
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
 			return fmt.Errorf("%s is in use by another process, and no furrow answers on %s: %w", cfg.DuckDBPath(), app.Socket(cfg.DataDir), err)
 		}
 		return fmt.Errorf("open %s: %w", cfg.DuckDBPath(), err)
 	}
-	db := sql.OpenDB(conn)
 	defer db.Close()
-	return duckdb.QueryTSV(ctx, db, fs.Arg(0), stdout, false)
+	err = duckdb.QueryTSV(ctx, db, fs.Arg(0), lim, stdout)
+	var tl *duckdb.TimeLimitError
+	var rl *duckdb.ResultLimitError
+	switch {
+	case errors.As(err, &tl):
+		return fmt.Errorf("%w (--timeout, or sql.timeout in the configuration; 0 means no limit)", err)
+	case errors.As(err, &rl):
+		return fmt.Errorf("%w (--max-result-bytes, or sql.max_result_bytes in the configuration; 0 means no limit)", err)
+	}
+	return err
 }
 
 var errNotRunning = errors.New("no furrow is running on this data directory")

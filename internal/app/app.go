@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		if a.store != nil {
 			q = a.store
 		}
-		a.sockServer = &http.Server{Handler: socketHandler(q, a.reg, log), ReadHeaderTimeout: 10 * time.Second,
+		a.sockServer = &http.Server{Handler: socketHandler(q, cfg.SQL, a.reg, log), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	}
 	if cfg.Micro.Enabled {

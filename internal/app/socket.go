@@ -14,6 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
 
 // Socket is the Unix socket on which a running furrow answers `furrow
@@ -49,18 +52,19 @@ func listenSocket(dataDir string) (net.Listener, error) {
 	return listenPrivate(path)
 }
 
-// querier runs a query and writes its result (duckdb.Store).
+// querier runs a query within limits and writes its result
+// (duckdb.Store).
 type querier interface {
-	Query(ctx context.Context, query string, w io.Writer) error
+	Query(ctx context.Context, query string, lim duckdb.Limits, w io.Writer) error
 }
 
 // socketHandler serves the socket: /sql with s (nil when DuckDB is
-// disabled) and /metrics from g.
-func socketHandler(s querier, g prometheus.Gatherer, log *slog.Logger) http.Handler {
+// disabled), each query within lim, and /metrics from g.
+func socketHandler(s querier, lim config.SQLConfig, g prometheus.Gatherer, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	if s != nil {
-		mux.Handle("/sql", queryHandler(s, log))
+		mux.Handle("/sql", queryHandler(s, duckdb.Limits{Timeout: lim.Timeout, MaxResultBytes: lim.MaxResultBytes}, log))
 	} else {
 		mux.HandleFunc("/sql", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "the DuckDB warehouse is disabled (duckdb.enabled: false)", http.StatusNotFound)
@@ -69,9 +73,15 @@ func socketHandler(s querier, g prometheus.Gatherer, log *slog.Logger) http.Hand
 	return mux
 }
 
+// writeMargin is how long past its time limit a query's answer may take
+// to be written: enough for the error of an interrupted query, not for a
+// client that stopped reading to hold the query's connection for good.
+const writeMargin = 10 * time.Second
+
 // queryHandler answers POST /sql: the body is one SELECT or EXPLAIN, the
-// answer its result as TSV (see duckdb.QueryTSV).
-func queryHandler(s querier, log *slog.Logger) http.Handler {
+// answer its result as TSV (see duckdb.QueryTSV). The limits are the
+// server's own: nothing in the request changes them.
+func queryHandler(s querier, lim duckdb.Limits, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -87,12 +97,25 @@ func queryHandler(s querier, log *slog.Logger) http.Handler {
 		w.Header().Set("Content-Type", "text/tab-separated-values; charset=utf-8")
 		sw := &startedWriter{w: w}
 		start := time.Now()
-		err = s.Query(r.Context(), string(q), sw)
+		if lim.Timeout > 0 {
+			if err := http.NewResponseController(w).SetWriteDeadline(start.Add(lim.Timeout + writeMargin)); err != nil {
+				log.Debug("query: no write deadline", "err", err)
+			}
+		}
+		err = s.Query(r.Context(), string(q), lim, sw)
 		log.Debug("query", "sql", string(q), "seconds", time.Since(start).Seconds(), "err", err)
 		if err == nil {
 			return
 		}
 		msg := strings.Join(strings.Fields(err.Error()), " ")
+		var tl *duckdb.TimeLimitError
+		var rl *duckdb.ResultLimitError
+		switch {
+		case errors.As(err, &tl):
+			msg += " (sql.timeout in the configuration of the running furrow; 0 means no limit)"
+		case errors.As(err, &rl):
+			msg += " (sql.max_result_bytes in the configuration of the running furrow; 0 means no limit)"
+		}
 		if !sw.started {
 			http.Error(w, msg, http.StatusBadRequest)
 			return

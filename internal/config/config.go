@@ -31,6 +31,7 @@ type Config struct {
 	Enrich    EnrichConfig     `yaml:"enrich"`
 	DuckDB    DuckDBConfig     `yaml:"duckdb"`
 	Micro     MicroConfig      `yaml:"micro"`
+	SQL       SQLConfig        `yaml:"sql"`
 
 	// OutputTSV also prints every enriched event to stdout, one TSV line
 	// each, like Micro's --output-tsv.
@@ -79,6 +80,19 @@ type DuckDBConfig struct {
 	Nice int `yaml:"nice"`
 }
 
+// SQLConfig bounds each query of `furrow sql`: a running furrow applies
+// its own values to the queries it answers on its socket, whatever the
+// client asks; without a running furrow, `furrow sql` applies them (or
+// its flags) to the database file it opens. Zero means no limit.
+type SQLConfig struct {
+	// Timeout interrupts a query that runs longer, writing of its result
+	// included; default 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxResultBytes cuts a result whose TSV would be longer: the rows
+	// before the limit are written, then an error; default 128 MiB.
+	MaxResultBytes int64 `yaml:"max_result_bytes"`
+}
+
 // MicroConfig configures the Micro-compatible testing API.
 type MicroConfig struct {
 	Enabled   bool `yaml:"enabled"`
@@ -96,6 +110,7 @@ func Default() Config {
 		Enrich:       EnrichConfig{BatchSize: 10000, MaxJSONDepth: 40},
 		DuckDB:       DuckDBConfig{Enabled: true, Schema: "atomic", Threads: 1, Nice: 10},
 		Micro:        MicroConfig{Enabled: true, MaxEvents: 10000},
+		SQL:          SQLConfig{Timeout: 30 * time.Second, MaxResultBytes: 128 << 20},
 		DrainTimeout: 10 * time.Second,
 	}
 }
@@ -157,6 +172,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DuckDB.Nice < 0 || c.DuckDB.Nice > 19 {
 		errs = append(errs, errors.New("duckdb.nice must be between 0 and 19"))
+	}
+	if c.SQL.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("sql.timeout: %s is negative (0 means no limit)", c.SQL.Timeout))
+	}
+	if c.SQL.MaxResultBytes < 0 {
+		errs = append(errs, fmt.Errorf("sql.max_result_bytes: %d is negative (0 means no limit)", c.SQL.MaxResultBytes))
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain_timeout must not be negative"))

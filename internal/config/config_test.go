@@ -39,6 +39,9 @@ func TestDefaultsRunEverythingEmbedded(t *testing.T) {
 	if c.Collector.MaxPayloadSize != 1048576 || c.Collector.DropPayloadSize != 2097152 {
 		t.Errorf("collector payload limits %d, %d", c.Collector.MaxPayloadSize, c.Collector.DropPayloadSize)
 	}
+	if c.SQL.Timeout != 30*time.Second || c.SQL.MaxResultBytes != 128<<20 {
+		t.Errorf("sql limits %+v", c.SQL)
+	}
 }
 
 func TestLoadOverridesDefaults(t *testing.T) {
@@ -52,6 +55,8 @@ enrich:
 duckdb:
   path: /var/lib/furrow/events.duckdb
 drain_timeout: 30s
+sql:
+  timeout: 2m
 collector:
   cookie:
     name: sp2
@@ -72,6 +77,9 @@ collector:
 	// section the file does set.
 	if c.Log.FsyncInterval != time.Second || c.Enrich.BatchSize != Default().Enrich.BatchSize || c.DataDir != "./furrow-data" {
 		t.Errorf("defaults lost: %+v", c)
+	}
+	if c.SQL.Timeout != 2*time.Minute || c.SQL.MaxResultBytes != 128<<20 {
+		t.Errorf("sql %+v", c.SQL)
 	}
 	if c.Collector.Cookie.Name != "sp2" || !c.Collector.Cookie.Enabled {
 		t.Errorf("cookie %+v", c.Collector.Cookie)
@@ -110,12 +118,14 @@ func TestValidateReportsEveryError(t *testing.T) {
 	c.Enrich.IgluDirs = []string{"schemas"}
 	c.DuckDB.Nice = 20
 	c.DrainTimeout = -time.Second
+	c.SQL.Timeout = -time.Second
+	c.SQL.MaxResultBytes = -1
 	c.Collector.Cookie.SameSite = "sometimes"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"listen", "log_level", "fsync policy", "batch_size", "resolver or iglu_dirs", "duckdb.nice", "drain_timeout", "same_site"} {
+	for _, want := range []string{"listen", "log_level", "fsync policy", "batch_size", "resolver or iglu_dirs", "duckdb.nice", "drain_timeout", "same_site", "sql.timeout: -1s is negative", "sql.max_result_bytes: -1 is negative"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}

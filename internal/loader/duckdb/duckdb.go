@@ -107,17 +107,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	conn, err := connect(o.Path, o.Threads)
+	// The file is attached by the first connection, which connect makes
+	// to sandbox the instance: a file that cannot be opened (locked by
+	// another process, not a database) fails here.
+	conn, err := connect(ctx, o.Path, tmp, o.Threads)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: open %s: %w", o.Path, err)
 	}
 	s := &Store{trusted: o.Trusted, db: sql.OpenDB(conn), schema: o.Schema, tmpDir: tmp, proc: o.Processor, log: o.Logger}
-	// The file is attached by the first connection: a file that cannot be
-	// opened (locked by another process, not a database) fails here.
-	if err := s.db.PingContext(ctx); err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("duckdb: open %s: %w", o.Path, err)
-	}
 	s.loaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_events_loaded_total", Help: "Enriched events loaded into DuckDB."})
 	s.badLoaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_bad_rows_loaded_total", Help: "Bad rows loaded into DuckDB."})
 	s.parseErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_parse_errors_total", Help: "Enriched lines rejected by the loader as loader_parsing_error."})
@@ -166,7 +163,14 @@ const StorageVersion = "v1.4.0"
 // file to it with furrow's storage options, the only way to set a row
 // group size. Every connection then uses the file as its default
 // database, under the same name a direct open of the file gives it.
-func connect(path string, threads int) (*duck.Connector, error) {
+//
+// The instance is then sandboxed for the queries furrow answers (see
+// sandbox): statements can reach no file but the database's own, the
+// staging directory loadDir, whose files the loader COPYs, and DuckDB's
+// temporary files in <path>.tmp (where DuckDB puts them when it opens a
+// file itself; by default an in-memory instance would spill into the
+// working directory).
+func connect(ctx context.Context, path, loadDir string, threads int) (*duck.Connector, error) {
 	dsn := ""
 	if threads > 0 {
 		dsn = "?threads=" + strconv.Itoa(threads)
@@ -175,7 +179,7 @@ func connect(path string, threads int) (*duck.Connector, error) {
 	attach := fmt.Sprintf("ATTACH IF NOT EXISTS %s AS %s (STORAGE_VERSION '%s', ROW_GROUP_SIZE %d)",
 		quoteString(path), quoteIdent(name), StorageVersion, RowGroupRows)
 	use := "USE " + quoteIdent(name)
-	return duck.NewConnector(dsn, func(c driver.ExecerContext) error {
+	c, err := duck.NewConnector(dsn, func(c driver.ExecerContext) error {
 		for _, q := range []string{attach, use} {
 			if _, err := c.ExecContext(context.Background(), q, nil); err != nil {
 				return err
@@ -183,6 +187,14 @@ func connect(path string, threads int) (*duck.Connector, error) {
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := sandbox(ctx, c, path+".tmp", []string{loadDir}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // catalogName is the name DuckDB gives a database file it opens: the file
