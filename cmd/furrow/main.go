@@ -152,6 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		tuneRuntime(os.Getenv)
+		privateUmask()
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: app.ParseLevel(cfg.LogLevel)}))
 		slog.SetDefault(log)
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

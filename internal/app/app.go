@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,12 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/collector"
 	"github.com/furrow-io/furrow/internal/config"
 	"github.com/furrow-io/furrow/internal/enrich"
+	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/iglu"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 	"github.com/furrow-io/furrow/internal/micro"
@@ -96,6 +97,10 @@ type App struct {
 	enricher     *enrich.Enricher
 	resolver     *iglu.Resolver
 	stdout       *tsvWriter
+	proc         badrows.Processor
+	health       *health.Registry
+	// Damage given up in the logs, by log and wal.DamageKind.
+	damaged, damagedBytes *prometheus.CounterVec
 }
 
 // New opens everything; Run starts serving.
@@ -103,20 +108,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), proc: Processor(), health: health.New(log, 0)}
 	ok := false
 	defer func() {
 		if !ok {
 			a.closeAll(context.Background())
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := privateDataDir(cfg); err != nil {
 		return nil, err
 	}
+	a.damaged = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "furrow_log_damage_total",
+		Help: "Stretches of a log given up because they held no valid record (skipped, cut) or were gone from the disk (missing); each is a bad row."}, []string{"log", "kind"})
+	a.damagedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "furrow_log_damage_bytes_total",
+		Help: "Bytes of those stretches."}, []string{"log", "kind"})
 	var err error
 	walOpts := func(name string) wal.Options {
 		return wal.Options{Dir: filepath.Join(cfg.DataDir, "log", name), Fsync: cfg.Log.Fsync,
-			FsyncInterval: cfg.Log.FsyncInterval, SegmentBytes: cfg.Log.SegmentBytes, MaxRecordBytes: max(cfg.Collector.MaxRecordBytes, cfg.Collector.MaxPayloadSize) + 1<<16}
+			FsyncInterval: cfg.Log.FsyncInterval, SegmentBytes: cfg.Log.SegmentBytes, MaxRecordBytes: max(cfg.Collector.MaxRecordBytes, cfg.Collector.MaxPayloadSize) + 1<<16,
+			OnDamage: a.reportDamage(name), Logger: log}
 	}
 	if a.raw, err = wal.Open(walOpts("raw")); err != nil {
 		return nil, err
@@ -124,7 +134,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if a.bad, err = wal.Open(walOpts("collector-bad")); err != nil {
 		return nil, err
 	}
-	a.reg.MustRegister(
+	for name, l := range map[string]*wal.Log{"raw": a.raw, "collector-bad": a.bad} {
+		for _, d := range l.Repairs() {
+			if err := a.reportDamage(name)(d); err != nil {
+				return nil, err
+			}
+		}
+		a.health.Check("log/"+name, l.Health)
+	}
+	if err := a.health.Register(a.reg); err != nil {
+		return nil, err
+	}
+	a.reg.MustRegister(a.damaged, a.damagedBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "furrow_log_backlog_bytes", ConstLabels: prometheus.Labels{"log": "raw"},
@@ -137,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if a.resolver, err = Resolver(&cfg); err != nil {
 		return nil, err
 	}
-	proc := Processor()
+	proc := a.proc
 	a.enricher, err = enrich.New(enrich.Options{
 		Resolver: a.resolver, Processor: proc, MaxJSONDepth: cfg.Enrich.MaxJSONDepth,
 		FieldLimits: cfg.Enrich.FieldLimits, AcceptInvalid: cfg.Enrich.AcceptInvalid,
@@ -171,6 +192,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	col, err := collector.New(collector.Options{
 		Config: cfg.Collector, Good: a.raw.Sink(), Bad: a.bad.Sink(),
 		Name: "furrow-" + shortVersion() + "-embedded", Processor: proc, Logger: log, Registry: a.reg,
+		Health: a.health.Err,
 	})
 	if err != nil {
 		return nil, err
@@ -228,9 +250,31 @@ func (a *App) sinks() (good, bad stream.Sink) {
 // memory limit), for the same throughput.
 const batchBytes = 8 << 20
 
-// Run serves until ctx is done, then stops gracefully: the listener
-// closes, events already collected are enriched and loaded (for up to
-// DrainTimeout), and everything is closed.
+// StopMargin is how long a graceful stop waits, after DrainTimeout, for
+// the stages to store what they read; then it interrupts them (what they
+// had not stored is processed again at the next start).
+const StopMargin = 5 * time.Second
+
+// stage is a pipeline stage: Run until Stop (or a hard stop through
+// ctx); see pipeline.Enrich.
+type stage struct {
+	name string
+	s    interface {
+		Run(ctx context.Context) error
+		Stop()
+	}
+}
+
+type stageDone struct {
+	name string
+	err  error
+}
+
+// Run serves until ctx is done or a stage stops, then stops: the
+// listener closes, events already collected are enriched and loaded
+// (for up to DrainTimeout, then StopMargin to store what was read), and
+// everything is closed. A stage that stopped on its own makes Run return
+// its error, after the same stop.
 func (a *App) Run(ctx context.Context) error {
 	good, bad := a.sinks()
 	rawSrc, err := a.raw.Source("enrich", a.cfg.Enrich.BatchSize, batchBytes)
@@ -249,22 +293,25 @@ func (a *App) Run(ctx context.Context) error {
 		observers = append(observers, a.stdout)
 	}
 	enr := &pipeline.Enrich{Source: rawSrc, Enricher: a.enricher, Good: good, Bad: bad, Observers: observers,
-		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg}
+		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg, Health: a.health.Component("enrich")}
 	if a.store != nil {
 		// Under traffic, load one row group at a time.
 		enr.FlushRecords = duckdb.RowGroupRows
 	}
-	fwd := &pipeline.Forward{Source: badSrc, Sink: bad, Logger: a.log, Observe: func(recs [][]byte) {
+	fwd := &pipeline.Forward{Source: badSrc, Sink: bad, Logger: a.log, Health: a.health.Component("forward"), Observe: func(recs [][]byte) {
 		if a.microS != nil {
 			a.microS.Observe(nil, recs)
 		}
 	}}
+	stages := []stage{{"enrich", enr}, {"forward", fwd}}
 
-	pipeCtx, stopPipes := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopPipes()
-	var g errgroup.Group
-	g.Go(func() error { return enr.Run(pipeCtx) })
-	g.Go(func() error { return fwd.Run(pipeCtx) })
+	// hard ends the stages at once; a graceful stop uses Stop first.
+	hard, abort := context.WithCancel(context.WithoutCancel(ctx))
+	defer abort()
+	done := make(chan stageDone, len(stages))
+	for _, s := range stages {
+		go func() { done <- stageDone{s.name, s.s.Run(hard)} }()
+	}
 
 	if a.cfg.PprofListen != "" {
 		go func() {
@@ -280,9 +327,8 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("furrow is running", "collector", "http://"+a.Addr(), "data_dir", a.cfg.DataDir,
 		"duckdb", a.cfg.DuckDB.Enabled, "micro", a.cfg.Micro.Enabled)
 
+	running := len(stages)
 	var runErr error
-	pipesDone := make(chan error, 1)
-	go func() { pipesDone <- g.Wait() }()
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
@@ -290,37 +336,91 @@ func (a *App) Run(ctx context.Context) error {
 			err = errors.New("the collector's server stopped")
 		}
 		runErr = err
-	case err := <-pipesDone:
-		runErr = fmt.Errorf("pipeline stopped: %w", err)
-		pipesDone <- err
+	case d := <-done:
+		running--
+		runErr = a.stageStopped(d)
 	}
 
-	a.log.Info("furrow is stopping")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	a.log.Info("furrow is stopping", "drain_timeout", a.cfg.DrainTimeout.String())
+	start := time.Now()
+	drainBy := start.Add(a.cfg.DrainTimeout)
+	shutCtx, cancel := context.WithDeadline(context.Background(), drainBy)
 	a.server.ShutdownWithContext(shutCtx)
 	cancel()
-	a.drain()
-	stopPipes()
-	if err := <-pipesDone; err != nil && runErr == nil {
+	if runErr == nil {
+		a.drain(drainBy)
+	}
+	for _, s := range stages {
+		s.s.Stop()
+	}
+	margin := time.NewTimer(time.Until(drainBy.Add(StopMargin)))
+	defer margin.Stop()
+	for running > 0 {
+		select {
+		case d := <-done:
+			running--
+			if d.err != nil && runErr == nil {
+				runErr = a.stageStopped(d)
+			}
+		case <-margin.C:
+			a.log.Warn("stopping: storing what was read is taking longer than drain_timeout plus the stop margin; interrupting it (those events are processed again at the next start)",
+				"margin", StopMargin.String())
+			abort()
+		}
+	}
+	if err := a.closeAll(hard); err != nil && runErr == nil {
 		runErr = err
 	}
-	if err := a.closeAll(context.Background()); err != nil && runErr == nil {
-		runErr = err
-	}
+	a.log.Info("furrow stopped", "seconds", time.Since(start).Seconds())
 	return runErr
 }
 
-// drain waits until the pipelines have caught up with the logs.
-func (a *App) drain() {
-	deadline := time.Now().Add(a.cfg.DrainTimeout)
+// stageStopped marks a stage that returned before it was asked to stop
+// (or with an error) as stopped, and returns the error Run reports.
+func (a *App) stageStopped(d stageDone) error {
+	err := d.err
+	if err == nil {
+		err = errors.New("stopped unexpectedly")
+	}
+	a.health.Component(d.name).Stop(err)
+	return fmt.Errorf("%s stopped: %w", d.name, err)
+}
+
+// drain waits until the pipelines have caught up with the logs, or until
+// the deadline.
+func (a *App) drain(deadline time.Time) {
 	for time.Now().Before(deadline) {
 		if a.raw.Lag("enrich") == 0 && a.bad.Lag("load") == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	a.log.Warn("stopping before every collected event was processed; the rest will be processed at the next start",
+	a.log.Warn("stopping before every collected event was processed (drain_timeout); the rest will be processed at the next start",
 		"raw_bytes_left", a.raw.Lag("enrich"))
+}
+
+// reportDamage returns the wal.Options.OnDamage of the log named name:
+// each stretch given up becomes a generic_error bad row in the
+// collector-bad log (and so in the warehouse's bad rows and Micro),
+// carrying the first bytes base64-encoded and naming the quarantine file
+// that holds them all; it is counted and logged once the row is stored.
+func (a *App) reportDamage(name string) func(wal.Damage) error {
+	return func(d wal.Damage) error {
+		errs := []string{d.String()}
+		payload := ""
+		if len(d.Head) > 0 {
+			payload = base64.StdEncoding.EncodeToString(d.Head)
+			errs = append(errs, fmt.Sprintf("payload: the first %d of the %d bytes given up, base64; all of them are in %s", len(d.Head), d.Length, d.Quarantine))
+		}
+		if err := a.bad.Append(badrows.GenericError(a.proc, time.Now(), errs, payload)); err != nil {
+			return err
+		}
+		a.damaged.WithLabelValues(name, string(d.Kind)).Inc()
+		a.damagedBytes.WithLabelValues(name, string(d.Kind)).Add(float64(d.Length))
+		a.log.Error("log damage: bytes given up, stored as a bad row", "log", name, "kind", d.Kind, "offset", d.Offset, "bytes", d.Length,
+			"reason", d.Reason, "segment", d.Segment, "quarantine", d.Quarantine, "reader", d.Reader)
+		return nil
+	}
 }
 
 func (a *App) closeAll(ctx context.Context) error {
@@ -379,4 +479,24 @@ func pprofMux() *http.ServeMux {
 	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return m
+}
+
+// privateDataDir creates the data directory for furrow's own user only
+// (0700), narrowing the mode of one an older version made wider, and
+// narrows an existing warehouse file and its WAL to 0600. What furrow
+// creates inside is private too: the logs set their own modes, and
+// `furrow run` sets the umask to 077 for the files DuckDB creates.
+func privateDataDir(cfg config.Config) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	for _, p := range []string{cfg.DuckDBPath(), cfg.DuckDBPath() + ".wal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }

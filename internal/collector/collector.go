@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/logx"
 	"github.com/furrow-io/furrow/internal/payload"
 	"github.com/furrow-io/furrow/internal/stream"
 )
@@ -49,6 +50,10 @@ type Options struct {
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
 	Now       func() time.Time
+	// Health, if set, is asked by /sink-health too: furrow answers 503
+	// while it returns an error (a stage of the pipeline failing), not
+	// only while the sinks cannot be written.
+	Health func() error
 }
 
 // Collector answers the tracker endpoints; see Handle and NewServer.
@@ -62,6 +67,8 @@ type Collector struct {
 	dnt       *regexp.Regexp
 	sameSite  string
 	m         metrics
+	health    func() error
+	failures  *logx.Limiter
 
 	expires atomic.Pointer[expiresCache]
 }
@@ -99,7 +106,8 @@ func New(o Options) (*Collector, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	c := &Collector{cfg: o.Config, good: o.Good, bad: o.Bad, name: o.Name, processor: o.Processor, log: o.Logger, now: o.Now}
+	c := &Collector{cfg: o.Config, good: o.Good, bad: o.Bad, name: o.Name, processor: o.Processor, log: o.Logger, now: o.Now,
+		health: o.Health, failures: logx.NewLimiter(o.Logger, 0)}
 	if o.Config.DoNotTrackCookie.Enabled {
 		c.dnt = regexp.MustCompile("^(?:" + o.Config.DoNotTrackCookie.Value + ")$")
 	}
@@ -137,14 +145,15 @@ func New(o Options) (*Collector, error) {
 	return c, nil
 }
 
-// Healthy reports whether both sinks accept writes (for /sink-health).
+// Healthy reports whether both sinks accept writes and Options.Health
+// reports no error (for /sink-health).
 func (c *Collector) Healthy() bool {
 	for _, s := range []stream.Sink{c.good, c.bad} {
 		if h, ok := s.(stream.Healthy); ok && !h.Healthy() {
 			return false
 		}
 	}
-	return true
+	return c.health == nil || c.health() == nil
 }
 
 func (c *Collector) count(code int) {
@@ -761,7 +770,9 @@ func (c *Collector) store(ctx *fasthttp.RequestCtx, now time.Time, path, body, r
 func (c *Collector) sinkFailed(err error) int {
 	c.m.sinkErrors.Inc()
 	if !errors.Is(err, context.Canceled) {
-		c.log.Error("collector: sink write failed", "err", err)
+		// Every request fails the same way while the disk is full: one
+		// line per error and interval, with a count.
+		c.failures.Log(slog.LevelError, "collector: sink write failed; answering 503", err)
 	}
 	return fasthttp.StatusServiceUnavailable
 }

@@ -20,7 +20,7 @@
 //   - Bytes that are gone (a deleted or truncated segment) are reported
 //     too, as Missing.
 //
-// Open returns what it repaired in Repairs.
+// Open returns what it cut in Repairs.
 package wal
 
 import (
@@ -294,9 +294,6 @@ func openLocked(opts Options, lock *os.File) (*Log, error) {
 	l.bases, l.ends = bases, ends
 	l.active, l.activeSz = f, size
 	l.end.Store(last + size)
-	for _, d := range l.repairs {
-		opts.Logger.Error("wal: repaired at open", "damage", d.String())
-	}
 	l.wg.Add(1)
 	go l.probeLoop()
 	if opts.Fsync == FsyncInterval {
@@ -306,8 +303,9 @@ func openLocked(opts Options, lock *os.File) (*Log, error) {
 	return l, nil
 }
 
-// Repairs returns what Open cut or found missing: bytes no reader will
-// see. Damage that readers will skip is reported by them as they do.
+// Repairs returns what Open cut: bytes no reader will see, for the
+// caller to report (Open only logs what it leaves for the readers).
+// Damage that readers skip is reported by them, to Options.OnDamage.
 func (l *Log) Repairs() []Damage { return l.repairs }
 
 func segmentPath(dir string, base int64) string {
