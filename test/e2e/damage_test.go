@@ -280,5 +280,3 @@ func badRowValidator(t *testing.T) func([]byte) {
 		}
 	}
 }
-
-
