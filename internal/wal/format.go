@@ -32,12 +32,11 @@ const (
 
 // appendRecord appends rec to buf, framed.
 func appendRecord(buf, rec []byte) []byte {
-	var h [headerSize]byte
-	binary.BigEndian.PutUint32(h[0:], magic)
-	binary.BigEndian.PutUint32(h[4:], uint32(len(rec)))
-	binary.BigEndian.PutUint32(h[8:], crc32.Checksum(rec, castagnoli))
-	binary.BigEndian.PutUint32(h[12:], crc32.Checksum(h[:12], castagnoli))
-	buf = append(buf, h[:]...)
+	n := len(buf)
+	buf = binary.BigEndian.AppendUint32(buf, magic)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(rec)))
+	buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(rec, castagnoli))
+	buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(buf[n:n+12], castagnoli))
 	return append(buf, rec...)
 }
 
