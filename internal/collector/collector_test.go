@@ -529,6 +529,12 @@ func TestHeaderLimits(t *testing.T) {
 	if err := exchangeTCP(addr, "NOT HTTP\r\n"+strings.Repeat("z", 200<<10), 0, 400); err != nil {
 		t.Errorf("malformed request: %v", err)
 	}
+	// Pipelined after a good request, the refused one is answered after
+	// it: the server has flushed the first answer when it refuses.
+	pv := "GET /i?e=pv HTTP/1.1\r\nHost: x\r\n\r\n"
+	if err := exchangeTCP(addr, pv+pv+"GET /i HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 100<<10)+"\r\n\r\n", 0, 200, 200, 431); err != nil {
+		t.Errorf("pipelined: %v", err)
+	}
 }
 
 // A refused client that keeps its connection open does not hold up the
@@ -579,9 +585,10 @@ func serveTCP(t *testing.T, c *Collector) string {
 }
 
 // exchangeTCP writes raw to a new connection to addr, whole or in chunks
-// of chunk bytes with a pause after each, then reads the answer: it must
-// be one response with status want, followed by the end of the stream.
-func exchangeTCP(addr, raw string, chunk int, want int) error {
+// of chunk bytes with a pause after each, then reads the answers: they
+// must be responses with the statuses in want, the last one closing the
+// connection, followed by the end of the stream.
+func exchangeTCP(addr, raw string, chunk int, want ...int) error {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err
@@ -602,16 +609,18 @@ func exchangeTCP(addr, raw string, chunk int, want int) error {
 		}
 	}
 	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return fmt.Errorf("reading the response: %w", err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("reading the body: %w", err)
-	}
-	if resp.StatusCode != want || !resp.Close {
-		return fmt.Errorf("got %d %q, Connection: close %v", resp.StatusCode, body, resp.Close)
+	for i, code := range want {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return fmt.Errorf("reading response %d: %w", i+1, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return fmt.Errorf("reading body %d: %w", i+1, err)
+		}
+		if last := i == len(want)-1; resp.StatusCode != code || resp.Close != last {
+			return fmt.Errorf("response %d: got %d %q, Connection: close %v", i+1, resp.StatusCode, body, resp.Close)
+		}
 	}
 	if b, err := br.ReadByte(); err != io.EOF {
 		return fmt.Errorf("after the response: byte %q, %v (want the end of the stream)", b, err)

@@ -53,7 +53,7 @@ func (c *Collector) NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasth
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
-		ReduceMemoryUsage:            true, // idle connections return their buffers
+		ReduceMemoryUsage:            true, // idle connections return their buffers; see also refuse
 		Logger:                       fastLogger{c.log},
 		// Oversized bodies never come here: with StreamRequestBody the
 		// server hands them to the handler, which answers 413.
@@ -104,6 +104,9 @@ type halfCloser interface {
 // and closes. fasthttp's own write of the response afterwards fails on
 // the closed connection, which it ignores.
 //
+// Writing on the connection directly keeps the order of the answers
+// because the server flushes every response before it reads the next
+// request (ReduceMemoryUsage), so fasthttp's write buffer is empty here.
 // A connection that cannot half-close (fasthttputil's in-memory one) is
 // left to fasthttp, which writes the response and closes.
 func refuse(ctx *fasthttp.RequestCtx, writeTimeout time.Duration) {
