@@ -183,7 +183,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.sockServer = &http.Server{Handler: socketHandler(q, cfg.SQL, a.reg, log), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	}
-	if cfg.Micro.Enabled {
+	microOn, microNote := cfg.MicroOn()
+	switch {
+	case microOn && microNote != "":
+		log.Warn(microNote, "listen", cfg.Listen, "micro.enabled", cfg.Micro.Enabled)
+	case microNote != "":
+		log.Info(microNote, "listen", cfg.Listen, "micro.enabled", cfg.Micro.Enabled)
+	}
+	if microOn {
 		a.microS = micro.NewStore(cfg.Micro.MaxEvents)
 	}
 	if cfg.OutputTSV {
@@ -199,17 +206,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	// Two routes, chosen by prefix: a ServeMux would cost allocations on
 	// every tracker request. Micro's API is a net/http handler, served
-	// through fasthttp's adaptor.
-	handler := col.Handle
+	// through fasthttp's adaptor. With Micro off its paths answer 404
+	// rather than being collected as /vendor/version tracker paths.
+	mh := microOff
 	if a.microS != nil {
-		mh := fasthttpadaptor.NewFastHTTPHandler(micro.Handler(a.microS, a.resolver))
-		handler = func(ctx *fasthttp.RequestCtx) {
-			if bytes.HasPrefix(ctx.Path(), []byte("/micro/")) {
-				mh(ctx)
-				return
-			}
-			col.Handle(ctx)
+		mh = fasthttpadaptor.NewFastHTTPHandler(micro.Handler(a.microS, a.resolver))
+	}
+	handler := func(ctx *fasthttp.RequestCtx) {
+		if bytes.HasPrefix(ctx.Path(), []byte("/micro/")) {
+			mh(ctx)
+			return
 		}
+		col.Handle(ctx)
 	}
 	a.server = col.NewServer(handler, collector.DefaultServerOptions())
 	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -217,6 +225,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	ok = true
 	return a, nil
+}
+
+// microOff answers Micro's paths when Micro is off.
+func microOff(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusNotFound)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("Micro's API is off (see micro.enabled)\n")
 }
 
 // shortVersion keeps the collector name within 32 characters.
@@ -325,7 +340,7 @@ func (a *App) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	a.log.Info("furrow is running", "collector", "http://"+a.Addr(), "data_dir", a.cfg.DataDir,
-		"duckdb", a.cfg.DuckDB.Enabled, "micro", a.cfg.Micro.Enabled)
+		"duckdb", a.cfg.DuckDB.Enabled, "micro", a.microS != nil)
 
 	running := len(stages)
 	var runErr error

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -506,6 +507,125 @@ func TestHeaderLimits(t *testing.T) {
 	if resp := do(c, "GET", "/i?e=pv&cx="+strings.Repeat("a", 70<<10), ""); resp.StatusCode != 431 {
 		t.Fatalf("70 KB request line: %d", resp.StatusCode)
 	}
+
+	// Over TCP, as a client writes a request whole and only then reads:
+	// the answer arrives and then the end of the stream, never a reset
+	// (on writing or on reading), whatever the size and the pace.
+	addr := serveTCP(t, c)
+	for _, size := range []int{64 << 10, 100 << 10, 1 << 20} {
+		for _, chunk := range []int{0, 16 << 10} {
+			for _, tc := range []struct{ name, raw string }{
+				{"header", "GET /i?e=pv HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", size) + "\r\n\r\n"},
+				{"request line", "GET /i?e=pv&cx=" + strings.Repeat("a", size) + " HTTP/1.1\r\nHost: x\r\n\r\n"},
+				{"header and body", "POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\nX-Big: " +
+					strings.Repeat("a", size) + "\r\n\r\n" + strings.Repeat("b", 64<<10)},
+			} {
+				if err := exchangeTCP(addr, tc.raw, chunk, 431); err != nil {
+					t.Errorf("%s of %d KB, written in chunks of %d: %v", tc.name, size>>10, chunk, err)
+				}
+			}
+		}
+	}
+	if err := exchangeTCP(addr, "NOT HTTP\r\n"+strings.Repeat("z", 200<<10), 0, 400); err != nil {
+		t.Errorf("malformed request: %v", err)
+	}
+	// Pipelined after a good request, the refused one is answered after
+	// it: the server has flushed the first answer when it refuses.
+	pv := "GET /i?e=pv HTTP/1.1\r\nHost: x\r\n\r\n"
+	if err := exchangeTCP(addr, pv+pv+"GET /i HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 100<<10)+"\r\n\r\n", 0, 200, 200, 431); err != nil {
+		t.Errorf("pipelined: %v", err)
+	}
+}
+
+// A refused client that keeps its connection open does not hold up the
+// server's shutdown.
+func TestRefusedConnShutdown(t *testing.T) {
+	c, _, _ := newCollector(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := c.NewServer(c.Handle, DefaultServerOptions())
+	go srv.Serve(ln)
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /i HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 100<<10)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 431 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := srv.ShutdownWithContext(ctx); err != nil {
+		t.Fatalf("shutdown after %v: %v", time.Since(start), err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+}
+
+// serveTCP starts c's server on a TCP listener on the loopback interface
+// for the test's duration and returns its address.
+func serveTCP(t *testing.T, c *Collector) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := c.NewServer(c.Handle, DefaultServerOptions())
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// exchangeTCP writes raw to a new connection to addr, whole or in chunks
+// of chunk bytes with a pause after each, then reads the answers: they
+// must be responses with the statuses in want, the last one closing the
+// connection, followed by the end of the stream.
+func exchangeTCP(addr, raw string, chunk int, want ...int) error {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	for rest := raw; rest != ""; {
+		n := len(rest)
+		if chunk > 0 {
+			n = min(n, chunk)
+		}
+		if _, err := io.WriteString(conn, rest[:n]); err != nil {
+			return fmt.Errorf("writing, %d bytes left: %w", len(rest), err)
+		}
+		rest = rest[n:]
+		if chunk > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	br := bufio.NewReader(conn)
+	for i, code := range want {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return fmt.Errorf("reading response %d: %w", i+1, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return fmt.Errorf("reading body %d: %w", i+1, err)
+		}
+		if last := i == len(want)-1; resp.StatusCode != code || resp.Close != last {
+			return fmt.Errorf("response %d: got %d %q, Connection: close %v", i+1, resp.StatusCode, body, resp.Close)
+		}
+	}
+	if b, err := br.ReadByte(); err != io.EOF {
+		return fmt.Errorf("after the response: byte %q, %v (want the end of the stream)", b, err)
+	}
+	return nil
 }
 
 func TestSplitting(t *testing.T) {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -20,7 +22,8 @@ import (
 
 // Config is the whole configuration of `furrow run`.
 type Config struct {
-	// Listen is the collector's address; Micro's API shares it.
+	// Listen is the collector's address; Micro's API shares it when it is
+	// on (see MicroOn).
 	Listen  string `yaml:"listen"`
 	DataDir string `yaml:"data_dir"`
 	// LogLevel is debug, info, warn or error.
@@ -95,8 +98,97 @@ type SQLConfig struct {
 
 // MicroConfig configures the Micro-compatible testing API.
 type MicroConfig struct {
-	Enabled   bool `yaml:"enabled"`
-	MaxEvents int  `yaml:"max_events"`
+	// Enabled is auto (the default), true or false: see Config.MicroOn.
+	Enabled   Switch `yaml:"enabled"`
+	MaxEvents int    `yaml:"max_events"`
+}
+
+// Switch is a setting that is on, off, or left to furrow (auto). In YAML
+// it is auto or a boolean: true and false, and the YAML 1.1 spellings
+// (yes, on, ...) that a boolean setting accepts.
+type Switch string
+
+// The values of a Switch.
+const (
+	Auto Switch = "auto"
+	On   Switch = "true"
+	Off  Switch = "false"
+)
+
+// UnmarshalYAML reads a boolean or a string. A string other than auto,
+// true or false is kept, for Validate to report with the other errors.
+func (s *Switch) UnmarshalYAML(n *yaml.Node) error {
+	var b bool
+	if err := n.Decode(&b); err == nil {
+		*s = Off
+		if b {
+			*s = On
+		}
+		return nil
+	}
+	var str string
+	if err := n.Decode(&str); err != nil {
+		return err
+	}
+	*s = Switch(str)
+	return nil
+}
+
+// MarshalYAML writes true and false as booleans, auto as a string.
+func (s Switch) MarshalYAML() (any, error) {
+	switch s {
+	case On:
+		return true, nil
+	case Off:
+		return false, nil
+	}
+	return string(s), nil
+}
+
+func (s Switch) valid() bool { return s == Auto || s == On || s == Off }
+
+// MicroOn tells whether Micro's API is served on the collector's port.
+// Micro keeps the raw events it saw (request headers with cookies and
+// Authorization, IP addresses, user ids, full URLs) for anyone who asks,
+// and anyone can wipe them: it is for local testing. So with
+// micro.enabled auto it is on only when listen's host is a loopback
+// address (127.0.0.0/8, ::1 or localhost); 0.0.0.0, ::, an empty host
+// (all addresses) and any other address or host name turn it off. true
+// and false turn it on and off wherever furrow listens.
+//
+// note, when not empty, is a message for the startup log, to log with the
+// listen address: when on, a warning that the API is exposed beyond this
+// machine; when off, why.
+func (c *Config) MicroOn() (on bool, note string) {
+	loopback := isLoopback(c.Listen)
+	switch {
+	case c.Micro.Enabled == Off:
+		return false, ""
+	case loopback:
+		return true, ""
+	case c.Micro.Enabled == On:
+		return true, "Micro's API is served on a listen address that is not loopback: anyone who reaches it can read the raw events " +
+			"Micro keeps (request headers with cookies and Authorization, IP addresses, user ids, URLs) and wipe them with /micro/reset. " +
+			"Micro is for local testing; set micro.enabled to auto or false to turn it off"
+	default:
+		return false, "Micro's API is off: the listen address is not loopback, and Micro would show the raw events " +
+			"(request headers with cookies, IP addresses) to anyone who reaches it. Set micro.enabled to true to serve it there anyway"
+	}
+}
+
+// isLoopback tells whether a listen address's host is a loopback address
+// or localhost. Other host names are not looked up: they could name any
+// address, now or later.
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // Default returns the configuration of `furrow run` with no file.
@@ -109,7 +201,7 @@ func Default() Config {
 		Log:          LogConfig{Fsync: wal.FsyncInterval, FsyncInterval: time.Second, SegmentBytes: 64 << 20},
 		Enrich:       EnrichConfig{BatchSize: 10000, MaxJSONDepth: 40},
 		DuckDB:       DuckDBConfig{Enabled: true, Schema: "atomic", Threads: 1, Nice: 10},
-		Micro:        MicroConfig{Enabled: true, MaxEvents: 10000},
+		Micro:        MicroConfig{Enabled: Auto, MaxEvents: 10000},
 		SQL:          SQLConfig{Timeout: 30 * time.Second, MaxResultBytes: 128 << 20},
 		DrainTimeout: 10 * time.Second,
 	}
@@ -181,6 +273,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain_timeout must not be negative"))
+	}
+	if !c.Micro.Enabled.valid() {
+		errs = append(errs, fmt.Errorf("micro.enabled: %q is not auto, true or false", c.Micro.Enabled))
 	}
 	return errors.Join(errs...)
 }

@@ -27,7 +27,7 @@ func TestDefaultsRunEverythingEmbedded(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:9090" || c.DataDir != "./furrow-data" || !c.DuckDB.Enabled || !c.Micro.Enabled {
+	if c.Listen != "127.0.0.1:9090" || c.DataDir != "./furrow-data" || !c.DuckDB.Enabled || c.Micro.Enabled != Auto {
 		t.Errorf("defaults %+v", c)
 	}
 	if c.DuckDBPath() != filepath.Join("furrow-data", "furrow.duckdb") {
@@ -121,11 +121,13 @@ func TestValidateReportsEveryError(t *testing.T) {
 	c.SQL.Timeout = -time.Second
 	c.SQL.MaxResultBytes = -1
 	c.Collector.Cookie.SameSite = "sometimes"
+	c.Micro.Enabled = "maybe"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"listen", "log_level", "fsync policy", "batch_size", "resolver or iglu_dirs", "duckdb.nice", "drain_timeout", "same_site", "sql.timeout: -1s is negative", "sql.max_result_bytes: -1 is negative"} {
+	for _, want := range []string{"listen", "log_level", "fsync policy", "batch_size", "resolver or iglu_dirs", "duckdb.nice", "drain_timeout", "same_site",
+		"sql.timeout: -1s is negative", "sql.max_result_bytes: -1 is negative", `micro.enabled: "maybe"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
@@ -154,5 +156,81 @@ func TestPrintedConfigLoadsBack(t *testing.T) {
 	}
 	if got.Enrich.IgluDirs[1] != "b" || got.Collector.Paths["/com.acme/track"] == "" || got.Log.FsyncInterval != time.Second {
 		t.Errorf("round trip lost values: %+v", got)
+	}
+}
+
+// Micro is served where only this machine reaches it, unless the
+// configuration says otherwise.
+func TestMicroOn(t *testing.T) {
+	tests := []struct {
+		listen  string
+		enabled Switch
+		on      bool
+		note    string // what the note mentions; "" for no note
+	}{
+		{"127.0.0.1:9090", Auto, true, ""},
+		{"127.3.4.5:9090", Auto, true, ""},
+		{"[::1]:9090", Auto, true, ""},
+		{"[::ffff:127.0.0.1]:9090", Auto, true, ""},
+		{"localhost:9090", Auto, true, ""},
+		{"LocalHost:0", Auto, true, ""},
+		{"0.0.0.0:9090", Auto, false, "not loopback"},
+		{"[::]:9090", Auto, false, "not loopback"},
+		{":9090", Auto, false, "Set micro.enabled to true"},
+		{"192.0.2.7:9090", Auto, false, "Micro's API is off"},
+		{"[fe80::1%eth0]:9090", Auto, false, "not loopback"},
+		{"collector.internal:9090", Auto, false, "not loopback"},
+		{"localhost.example.com:9090", Auto, false, "not loopback"},
+		{"127.0.0.1:9090", On, true, ""},
+		{"0.0.0.0:9090", On, true, "wipe them with /micro/reset"},
+		{":9090", On, true, "cookies and Authorization"},
+		{"192.0.2.7:9090", On, true, "set micro.enabled to auto or false"},
+		{"127.0.0.1:9090", Off, false, ""},
+		{"0.0.0.0:9090", Off, false, ""},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Listen, c.Micro.Enabled = tt.listen, tt.enabled
+		on, note := c.MicroOn()
+		if on != tt.on || (tt.note == "") != (note == "") || !strings.Contains(note, tt.note) {
+			t.Errorf("listen %s, micro.enabled %s: on %v, note %q; want %v and a note with %q", tt.listen, tt.enabled, on, note, tt.on, tt.note)
+		}
+	}
+}
+
+// micro.enabled was a boolean: files that say true or false keep working,
+// and `furrow config` prints auto.
+func TestMicroEnabledYAML(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want Switch
+	}{
+		{"true", On}, {"false", Off}, {"auto", Auto}, {`"auto"`, Auto}, {`"true"`, On}, {"yes", On}, {"off", Off},
+	} {
+		c, err := Load(write(t, "micro:\n  enabled: "+tt.yaml+"\n"))
+		if err != nil || c.Micro.Enabled != tt.want {
+			t.Errorf("enabled: %s loads as %q, %v; want %q", tt.yaml, c.Micro.Enabled, err, tt.want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("enabled: %s: %v", tt.yaml, err)
+		}
+	}
+	for _, bad := range []string{"maybe", `""`, "1"} {
+		c, err := Load(write(t, "micro:\n  enabled: "+bad+"\n"))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "micro.enabled") {
+			t.Errorf("enabled: %s: error %v, want one about micro.enabled", bad, err)
+		}
+	}
+	if _, err := Load(write(t, "micro:\n  enabled: [true]\n")); err == nil {
+		t.Error("enabled: [true] loads")
+	}
+	for s, want := range map[Switch]string{Auto: "enabled: auto\n", On: "enabled: true\n", Off: "enabled: false\n"} {
+		b, err := yaml.Marshal(MicroConfig{Enabled: s})
+		if err != nil || !strings.HasPrefix(string(b), want) {
+			t.Errorf("%q prints as %q, %v; want %q", s, b, err, want)
+		}
 	}
 }
