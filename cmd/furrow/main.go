@@ -94,26 +94,23 @@ func loadConfig(name string, args []string, stderr io.Writer) (config.Config, er
 	return cfg, cfg.Validate()
 }
 
-// Garbage collector settings for 'furrow run', unless the GOGC and
-// GOMEMLIMIT environment variables set them.
-const (
-	// furrow's heap is mostly short-lived batches; collecting a fifth as
-	// often as Go's default saves CPU.
-	defaultGCPercent = 400
-	// With GC at 400%, a backlog of large batches could let the heap
-	// reach several GB before a collection (2.2 GB under the POST load
-	// test). The soft limit makes the GC run sooner once the heap nears
-	// it.
-	defaultMemoryLimit = 1 << 30
-)
+// defaultGCPercent is the GC setting of 'furrow run' unless GOGC is
+// set: furrow's heap is mostly short-lived batches; collecting a fifth
+// as often as Go's default saves CPU.
+const defaultGCPercent = 400
 
-// tuneRuntime applies the GC settings that getenv leaves unset.
-func tuneRuntime(getenv func(string) string) {
+// tuneRuntime applies the GC settings that getenv leaves unset: GC at
+// defaultGCPercent, and a soft memory limit of goHeap bytes (the Go
+// heap's share of memory_limit, see config.Memory). With GC at 400%, a
+// backlog of large batches would otherwise let the heap grow to several
+// times what is live before a collection; the limit makes the GC run
+// sooner once the heap nears it.
+func tuneRuntime(getenv func(string) string, goHeap int64) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+		debug.SetMemoryLimit(goHeap)
 	}
 }
 
@@ -151,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return err
 		}
-		tuneRuntime(os.Getenv)
+		tuneRuntime(os.Getenv, cfg.Memory().GoHeap)
 		privateUmask()
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: app.ParseLevel(cfg.LogLevel)}))
 		slog.SetDefault(log)

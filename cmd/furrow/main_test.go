@@ -362,17 +362,17 @@ func TestTuneRuntime(t *testing.T) {
 	gc, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
 	defer func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) }()
 
-	tuneRuntime(func(string) string { return "" })
+	tuneRuntime(func(string) string { return "" }, 300<<20)
 	if got := debug.SetGCPercent(100); got != defaultGCPercent {
 		t.Errorf("GC percent %d, want %d", got, defaultGCPercent)
 	}
-	if got := debug.SetMemoryLimit(math.MaxInt64); got != defaultMemoryLimit {
-		t.Errorf("memory limit %d, want %d", got, defaultMemoryLimit)
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != 300<<20 {
+		t.Errorf("memory limit %d, want %d", got, 300<<20)
 	}
 
 	// Set in the environment: the runtime has read them already.
 	env := map[string]string{"GOGC": "100", "GOMEMLIMIT": "512MiB"}
-	tuneRuntime(func(k string) string { return env[k] })
+	tuneRuntime(func(k string) string { return env[k] }, 300<<20)
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GC percent %d with GOGC set", got)
 	}

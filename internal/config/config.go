@@ -44,6 +44,46 @@ type Config struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// PprofListen serves Go's profiling endpoints on a separate address.
 	PprofListen string `yaml:"pprof_listen"`
+	// MemoryLimit is the memory furrow may use, DuckDB's included; see
+	// Config.Memory for how it is shared out.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+}
+
+// MinMemoryLimit is the smallest memory_limit furrow accepts.
+const MinMemoryLimit = 128 << 20
+
+// MemoryPlan shares memory_limit out between furrow's parts.
+type MemoryPlan struct {
+	// GoHeap is the Go runtime's soft memory limit: the collector,
+	// enricher, Micro and the batches in flight.
+	GoHeap int64
+	// DuckDB is DuckDB's memory_limit: its buffer pool while it loads a
+	// row group and answers queries (past it, queries spill to disk).
+	DuckDB int64
+	// BatchBytes bounds a batch read from a log; the enricher holds a few
+	// batches, and the events made from them, at once.
+	BatchBytes int
+}
+
+// memoryOverhead is what the budget keeps outside both limits: the
+// program's code as mapped from disk (about 50 MB resident, most of it
+// DuckDB's), thread stacks, and DuckDB's allocations outside its buffer
+// pool.
+const memoryOverhead = 80 << 20
+
+// Memory returns how memory_limit is shared: a quarter to DuckDB (at
+// least 48 MiB), memoryOverhead kept aside, the rest to the Go heap;
+// batches of a sixty-fourth of the budget, at most 8 MiB. With DuckDB
+// disabled its share goes to the Go heap.
+func (c *Config) Memory() MemoryPlan {
+	total := int64(c.MemoryLimit)
+	var p MemoryPlan
+	if c.DuckDB.Enabled {
+		p.DuckDB = max(total/4, 48<<20)
+	}
+	p.GoHeap = max(total-p.DuckDB-memoryOverhead, 32<<20)
+	p.BatchBytes = int(min(total/64, 8<<20))
+	return p
 }
 
 // LogConfig configures the embedded durable log.
@@ -204,6 +244,7 @@ func Default() Config {
 		Micro:        MicroConfig{Enabled: Auto, MaxEvents: 10000},
 		SQL:          SQLConfig{Timeout: 30 * time.Second, MaxResultBytes: 128 << 20},
 		DrainTimeout: 10 * time.Second,
+		MemoryLimit:  512 << 20,
 	}
 }
 
@@ -241,6 +282,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is required"))
+	}
+	if c.MemoryLimit < MinMemoryLimit {
+		errs = append(errs, fmt.Errorf("memory_limit: %s is below the minimum of %s", c.MemoryLimit, ByteSize(MinMemoryLimit)))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

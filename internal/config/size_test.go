@@ -1,0 +1,72 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+		err  bool
+	}{
+		{"512MiB", 512 << 20, false},
+		{"512 mib", 512 << 20, false},
+		{"1GiB", 1 << 30, false},
+		{"1.5GB", 1_500_000_000, false},
+		{"256MB", 256_000_000, false},
+		{"64KiB", 64 << 10, false},
+		{"1048576", 1 << 20, false},
+		{"100b", 100, false},
+		{"lots", 0, true},
+		{"-1MiB", 0, true},
+		{"12 parsecs", 0, true},
+	} {
+		var got struct {
+			M ByteSize `yaml:"m"`
+		}
+		err := yaml.Unmarshal([]byte("m: "+tc.in), &got)
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), "is not a size") {
+				t.Errorf("%q: err %v", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || got.M != tc.want {
+			t.Errorf("%q: got %d, %v; want %d", tc.in, got.M, err, tc.want)
+		}
+	}
+	for b, want := range map[ByteSize]string{512 << 20: "512MiB", 1 << 30: "1GiB", 1500: "1500", 3 << 10: "3KiB"} {
+		if b.String() != want {
+			t.Errorf("%d prints as %s, want %s", b, b, want)
+		}
+	}
+}
+
+func TestMemoryPlan(t *testing.T) {
+	for _, tc := range []struct {
+		limit ByteSize
+		duck  bool
+		plan  MemoryPlan
+	}{
+		{512 << 20, true, MemoryPlan{GoHeap: 304 << 20, DuckDB: 128 << 20, BatchBytes: 8 << 20}},
+		{256 << 20, true, MemoryPlan{GoHeap: 112 << 20, DuckDB: 64 << 20, BatchBytes: 4 << 20}},
+		{1 << 30, true, MemoryPlan{GoHeap: 688 << 20, DuckDB: 256 << 20, BatchBytes: 8 << 20}},
+		{128 << 20, true, MemoryPlan{GoHeap: 32 << 20, DuckDB: 48 << 20, BatchBytes: 2 << 20}},
+		{512 << 20, false, MemoryPlan{GoHeap: 432 << 20, BatchBytes: 8 << 20}},
+	} {
+		c := Default()
+		c.MemoryLimit, c.DuckDB.Enabled = tc.limit, tc.duck
+		if got := c.Memory(); got != tc.plan {
+			t.Errorf("%s (duckdb %v): %+v, want %+v", tc.limit, tc.duck, got, tc.plan)
+		}
+	}
+	c := Default()
+	c.MemoryLimit = 64 << 20
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "memory_limit: 64MiB is below the minimum of 128MiB") {
+		t.Fatalf("Validate: %v", err)
+	}
+}
