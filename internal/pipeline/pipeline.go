@@ -357,6 +357,9 @@ func (p *Enrich) flushAndAck(ctx context.Context, j flushJob, bf stream.BlockFlu
 		if err := retry(ctx, p.Logger, p.RetryDelay, p.Health, func() error { return j.batches[n-1].ack(ctx) }); err != nil {
 			return nil, err
 		}
+		if p.Health != nil {
+			p.Health.OK()
+		}
 	}
 	return j.batches[n:], nil
 }
@@ -370,15 +373,13 @@ func (p *Enrich) write(ctx context.Context, s stream.Sink, recs [][]byte) error 
 }
 
 // retry calls f until it succeeds, returns a permanent error, or ctx is
-// done, pausing between attempts from delay up to 30 s. Failures and the
-// success after them go to h.
+// done, pausing between attempts from delay up to 30 s. Failures go to h;
+// the stage reports health again once a batch is acknowledged, so that
+// a write that succeeds while the load after it fails does not count.
 func retry(ctx context.Context, log *slog.Logger, delay time.Duration, h *health.Component, f func() error) error {
 	for {
 		err := f()
 		if err == nil {
-			if h != nil {
-				h.OK()
-			}
 			return nil
 		}
 		if stream.IsPermanent(err) {
@@ -496,6 +497,9 @@ func (f *Forward) Run(ctx context.Context) error {
 				return nil // stopped: the batch is forwarded again at the next start
 			}
 			return err
+		}
+		if f.Health != nil {
+			f.Health.OK()
 		}
 		if f.Observe != nil {
 			f.Observe(b.Records)
