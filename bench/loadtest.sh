@@ -6,6 +6,9 @@
 #
 #   bench/loadtest.sh                 # 20 s per scenario, 64 connections
 #   DURATION=60s CONNS=64 bench/loadtest.sh
+#   MEMORY_LIMIT=256MiB bench/loadtest.sh   # furrow's memory_limit (default 512MiB)
+#
+# For furrow it also reports the peak resident memory (VmHWM).
 set -euo pipefail
 
 DURATION=${DURATION:-20s}
@@ -94,10 +97,11 @@ furrow_scenario() {
   run_wrk "$1" "http://$FURROW_ADDR" "$2"
   local events=$(( (REQS - ERRS) * $3 ))
   while [ "$(micro_total)" -lt "$events" ]; do sleep 0.05; done
+  PEAK=$(awk '/^VmHWM:/ {printf "%.0f MB", $2 / 1024}' "/proc/$pid/status")
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
   E2E_SECS=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.2f", (b - a) / 1e9}')
-  E2E=$(awk -v n="$events" -v s="$E2E_SECS" 'BEGIN {printf "%.0f ev/s (%d events in %ss)", n / s, n, s}')
+  E2E=$(awk -v n="$events" -v s="$E2E_SECS" -v p="$PEAK" 'BEGIN {printf "%.0f ev/s (%d events in %ss), peak RSS %s", n / s, n, s, p}')
   # End to end in requests/s, to compare with the bare server.
   E2E_RPS=$(awk -v n="$((REQS - ERRS))" -v s="$E2E_SECS" 'BEGIN {printf "%.0f", n / s}')
 }
@@ -105,6 +109,7 @@ furrow_scenario() {
 # The defaults, with a drain timeout long enough for any backlog; a
 # FURROW_CONFIG file replaces them.
 if [ -n "${FURROW_CONFIG:-}" ]; then cp "$FURROW_CONFIG" "$work/furrow.yaml"; else echo "drain_timeout: 10m" > "$work/furrow.yaml"; fi
+[ -n "${MEMORY_LIMIT:-}" ] && echo "memory_limit: $MEMORY_LIMIT" >> "$work/furrow.yaml"
 
 echo "furrow run (collector + log + enrich + DuckDB + Micro)..." >&2
 furrow_scenario furrow-get bench/pixel.lua 1

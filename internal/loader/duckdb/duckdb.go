@@ -4,7 +4,6 @@
 package duckdb
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -13,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +34,15 @@ type Options struct {
 	Path    string // database file
 	Schema  string // default "atomic"
 	Threads int    // DuckDB worker threads; 0 lets DuckDB decide
+	// MemoryLimit is DuckDB's memory_limit in bytes: its buffer pool,
+	// for loads and queries; queries spill to <Path>.tmp past it. 0 keeps
+	// DuckDB's default (80% of the machine's memory).
+	MemoryLimit int64
+	// CheckpointThreshold is DuckDB's checkpoint_threshold (e.g.
+	// "16MB", its default when empty): the WAL size at which a commit
+	// checkpoints. The configuration is locked once the store is open, so
+	// tests that need frequent checkpoints set it here.
+	CheckpointThreshold string
 	// Nice lowers the scheduling priority of the thread that loads (Linux
 	// niceness, 0-19), so loading yields the CPU to collection. It is
 	// most effective with Threads = 1, where DuckDB works on that thread.
@@ -52,17 +61,33 @@ type Options struct {
 // Store holds the database. Each table stages rows in a file that the
 // next flush loads with one COPY; a flush swaps in a fresh file first, so
 // writes go on while it loads. Loads run one at a time, on one thread.
+//
+// The store recovers from a full disk or an I/O error without a restart:
+// see Error for what a failed Write or Flush leaves behind. If DuckDB
+// invalidates the database (a checkpoint that could not write the file),
+// the store reopens it before the next load, and counts the table a
+// failed load was for to tell whether it committed after all.
 type Store struct {
 	trusted bool
 	db      *sql.DB
+	inst    *instance
+	path    string
 	schema  string
 	tmpDir  string
 	proc    badrows.Processor
 	log     *slog.Logger
+	create  func(path string) (file, error) // staging and load files
 
 	seq     atomic.Int64
 	events  *table
 	badRows *table
+
+	// On the loader thread: the rows in each table (events, bad_rows) as
+	// loads commit; the failed load not yet settled, if any; the error
+	// with which DuckDB invalidated the database, until it is reopened.
+	rowCount map[string]int64
+	pending  *copyAttempt
+	broken   error
 
 	jobs chan func()
 	done chan struct{}
@@ -80,10 +105,14 @@ type table struct {
 	curRejected [][]byte // bad_rows lines for lines rejected while staging
 	written     int64    // lines ever passed to Write, staged or rejected
 
-	flushMu  sync.Mutex
-	loading  *staging // taken by a flush that failed; loaded first next time
-	rejected [][]byte // bad_rows lines not yet stored by the flush that made them
-	rows     int64    // rows in the table, counted at open and as loads commit
+	flushMu sync.Mutex
+	loading *staging // taken by a flush that failed; loaded first next time
+	// After the database rejected loading as a whole: its lines not yet
+	// loaded, in parts that are loaded, or split further, in order.
+	parts     [][][]byte
+	rejected  [][]byte     // bad_rows lines not yet stored by the flush that made them
+	rows      int64        // rows in the table, counted at open and as loads commit
+	uncertain *copyAttempt // this table's last COPY, if it failed and may have committed
 }
 
 // Open opens or creates the database and its tables.
@@ -100,21 +129,24 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	if err := os.MkdirAll(filepath.Dir(o.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
 		return nil, err
 	}
 	tmp := o.Path + ".load"
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := mkdirPrivate(tmp); err != nil {
 		return nil, err
 	}
 	// The file is attached by the first connection, which connect makes
 	// to sandbox the instance: a file that cannot be opened (locked by
 	// another process, not a database) fails here.
-	conn, err := connect(ctx, o.Path, tmp, o.Threads)
+	conn, err := connect(ctx, o.Path, tmp, o)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: open %s: %w", o.Path, err)
 	}
-	s := &Store{trusted: o.Trusted, db: sql.OpenDB(conn), schema: o.Schema, tmpDir: tmp, proc: o.Processor, log: o.Logger}
+	// A reopen (after DuckDB invalidated the database) connects again in
+	// the same way, sandbox included.
+	inst := newInstance(conn, func() (*duck.Connector, error) { return connect(context.Background(), o.Path, tmp, o) })
+	s := &Store{trusted: o.Trusted, db: sql.OpenDB(inst), inst: inst, path: o.Path, schema: o.Schema, tmpDir: tmp, proc: o.Processor, log: o.Logger, create: createPrivate}
 	s.loaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_events_loaded_total", Help: "Enriched events loaded into DuckDB."})
 	s.badLoaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_bad_rows_loaded_total", Help: "Bad rows loaded into DuckDB."})
 	s.parseErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_parse_errors_total", Help: "Enriched lines rejected by the loader as loader_parsing_error."})
@@ -130,16 +162,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	// Whatever was staged before a crash was never acknowledged: it will
 	// be enriched again, so the staging files start empty.
-	if s.events, err = openTable(tmp, "events", eventColumns); err != nil {
+	if s.events, err = openTable(tmp, "events", eventColumns, s.create); err != nil {
 		s.db.Close()
 		return nil, err
 	}
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(s.schema)+".events").Scan(&s.events.rows); err != nil {
+	if err := s.countRows(ctx); err != nil {
 		s.events.close()
 		s.db.Close()
 		return nil, err
 	}
-	if s.badRows, err = openTable(tmp, "bad_rows", badRowsColumns); err != nil {
+	if s.badRows, err = openTable(tmp, "bad_rows", badRowsColumns, s.create); err != nil {
+		s.events.close()
 		s.db.Close()
 		return nil, err
 	}
@@ -150,6 +183,29 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.log.Warn("duckdb: could not lower the loader's priority", "err", err)
 	}
 	return s, nil
+}
+
+// mkdirPrivate creates the directory dir if needed, and makes it
+// accessible to its owner only.
+func mkdirPrivate(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// countRows counts the rows in both tables, for the loads to keep count.
+func (s *Store) countRows(ctx context.Context) error {
+	s.rowCount = map[string]int64{}
+	for _, table := range []string{"events", "bad_rows"} {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(s.schema)+"."+table).Scan(&n); err != nil {
+			return fmt.Errorf("duckdb: count %s.%s: %w", s.schema, table, err)
+		}
+		s.rowCount[table] = n
+	}
+	s.events.rows = s.rowCount["events"]
+	return nil
 }
 
 // StorageVersion is the DuckDB storage format furrow writes: DuckDB 1.4
@@ -170,10 +226,20 @@ const StorageVersion = "v1.4.0"
 // temporary files in <path>.tmp (where DuckDB puts them when it opens a
 // file itself; by default an in-memory instance would spill into the
 // working directory).
-func connect(ctx context.Context, path, loadDir string, threads int) (*duck.Connector, error) {
+func connect(ctx context.Context, path, loadDir string, o Options) (*duck.Connector, error) {
+	var params []string
+	if o.Threads > 0 {
+		params = append(params, "threads="+strconv.Itoa(o.Threads))
+	}
+	if o.MemoryLimit > 0 {
+		params = append(params, "memory_limit="+strconv.FormatInt(o.MemoryLimit>>10, 10)+"KiB")
+	}
+	if o.CheckpointThreshold != "" {
+		params = append(params, "checkpoint_threshold="+url.QueryEscape(o.CheckpointThreshold))
+	}
 	dsn := ""
-	if threads > 0 {
-		dsn = "?threads=" + strconv.Itoa(threads)
+	if len(params) > 0 {
+		dsn = "?" + strings.Join(params, "&")
 	}
 	name := catalogName(path)
 	attach := fmt.Sprintf("ATTACH IF NOT EXISTS %s AS %s (STORAGE_VERSION '%s', ROW_GROUP_SIZE %d)",
@@ -338,91 +404,12 @@ const (
 	badRowsColumns = "schema, failure_type, payload"
 )
 
-// staging is a TSV file of rows waiting for a COPY.
-type staging struct {
-	path string
-	f    *os.File
-	w    *bufio.Writer
-	// For each line: where it ends in the file, and its number among the
-	// lines written to the table (table.written), so that a flush can
-	// keep the newest lines back for the next one.
-	ends, seqs []int64
-}
-
-// lines is the number of lines staged.
-func (st *staging) lines() int { return len(st.ends) }
-
-// size is the number of bytes staged.
-func (st *staging) size() int64 { return prevEnd(st.ends, len(st.ends)) }
-
-func openStaging(path string) (*staging, error) {
-	f, err := os.Create(path)
+func openTable(dir, name, columns string, create func(string) (file, error)) (*table, error) {
+	a, err := openStaging(filepath.Join(dir, name+".a.tsv"), create)
 	if err != nil {
 		return nil, err
 	}
-	return &staging{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
-}
-
-func (st *staging) add(line []byte, seq int64) error {
-	st.ends = append(st.ends, st.size()+int64(len(line))+1)
-	st.seqs = append(st.seqs, seq)
-	if _, err := st.w.Write(line); err != nil {
-		return err
-	}
-	return st.w.WriteByte('\n')
-}
-
-// moveTail moves st's last n lines to the empty staging to; st must be
-// flushed to its file.
-func (st *staging) moveTail(n int, to *staging) error {
-	keep := st.lines() - n
-	off := prevEnd(st.ends, keep)
-	tail := make([]byte, st.size()-off)
-	if _, err := st.f.ReadAt(tail, off); err != nil {
-		return err
-	}
-	for i := keep; i < st.lines(); i++ {
-		start, end := prevEnd(st.ends, i)-off, st.ends[i]-off
-		if err := to.add(tail[start:end-1], st.seqs[i]); err != nil {
-			return err
-		}
-	}
-	if err := st.f.Truncate(off); err != nil {
-		return err
-	}
-	st.ends, st.seqs = st.ends[:keep], st.seqs[:keep]
-	return nil
-}
-
-// prevEnd is where line i starts: the end of the line before it.
-func prevEnd(ends []int64, i int) int64 {
-	if i == 0 {
-		return 0
-	}
-	return ends[i-1]
-}
-
-func (st *staging) reset() error {
-	st.w.Reset(st.f)
-	st.ends, st.seqs = st.ends[:0], st.seqs[:0]
-	if err := st.f.Truncate(0); err != nil {
-		return err
-	}
-	_, err := st.f.Seek(0, 0)
-	return err
-}
-
-func (st *staging) close() {
-	st.f.Close()
-	os.Remove(st.path)
-}
-
-func openTable(dir, name, columns string) (*table, error) {
-	a, err := openStaging(filepath.Join(dir, name+".a.tsv"))
-	if err != nil {
-		return nil, err
-	}
-	b, err := openStaging(filepath.Join(dir, name+".b.tsv"))
+	b, err := openStaging(filepath.Join(dir, name+".b.tsv"), create)
 	if err != nil {
 		a.close()
 		return nil, err
@@ -444,7 +431,12 @@ func (t *table) pending() int {
 	n := t.cur.lines() + len(t.curRejected)
 	t.mu.Unlock()
 	t.flushMu.Lock()
-	if t.loading != nil {
+	switch {
+	case t.parts != nil:
+		for _, p := range t.parts {
+			n += len(p)
+		}
+	case t.loading != nil:
 		n += t.loading.lines()
 	}
 	n += len(t.rejected)
@@ -457,39 +449,58 @@ func (s *Store) Pending() int { return s.events.pending() + s.badRows.pending() 
 
 // stageEvents checks lines (unless the store is Trusted) and stages the
 // valid ones; the others become loader_parsing_error bad rows, stored by
-// the same flush.
+// the same flush. It stages all lines or, on error, none.
 func (s *Store) stageEvents(lines [][]byte) error {
 	t := s.events
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	undo := t.mark()
+	parseErrors := 0
 	for _, l := range lines {
 		t.written++
 		l = bytes.TrimRight(l, "\r\n")
 		if !s.trusted {
 			if err := event.Check(l); err != nil {
-				s.parseErrors.Inc()
+				parseErrors++
 				t.curRejected = append(t.curRejected, badRowLine(parsingError(s.proc, err, l)))
 				continue
 			}
 		}
 		if err := t.cur.add(l, t.written); err != nil {
-			return err
+			undo()
+			return storeError("stage", t.name, err)
+		}
+	}
+	s.parseErrors.Add(float64(parseErrors))
+	return nil
+}
+
+// stageBad stages bad rows: all of them or, on error, none.
+func (s *Store) stageBad(rows [][]byte) error {
+	t := s.badRows
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	undo := t.mark()
+	for _, r := range rows {
+		t.written++
+		if err := t.cur.add(badRowLine(r), t.written); err != nil {
+			undo()
+			return storeError("stage", t.name, err)
 		}
 	}
 	return nil
 }
 
-func (s *Store) stageBad(rows [][]byte) error {
-	t := s.badRows
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, r := range rows {
-		t.written++
-		if err := t.cur.add(badRowLine(r), t.written); err != nil {
-			return err
-		}
+// mark returns a function that unstages what was staged in t since,
+// under t.mu.
+func (t *table) mark() (undo func()) {
+	lines, rejected, written := t.cur.lines(), len(t.curRejected), t.written
+	return func() {
+		t.cur.rollback(lines)
+		clear(t.curRejected[rejected:])
+		t.curRejected = t.curRejected[:rejected]
+		t.written = written
 	}
-	return nil
 }
 
 // Flush loads everything staged in both tables. Lines the database
@@ -531,7 +542,8 @@ func (s *Store) flushBad(ctx context.Context) error {
 // transaction), while writers stage into the spare file. Rows the
 // database rejects become bad rows through reject and are stored before
 // flushTable returns. After a failure, the rows taken stay with the table
-// and are loaded first by the next flush.
+// and are loaded first by the next flush; rows a failed flush did load
+// are not loaded again.
 //
 // With block > 0, the newest lines that would leave the table's row
 // count short of a multiple of block stay staged for the next flush
@@ -541,6 +553,7 @@ func (s *Store) flushBad(ctx context.Context) error {
 func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLine) []byte, loaded prometheus.Counter, block int) (held int, err error) {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
+	defer func() { err = storeError("load", t.name, err) }()
 	if t.loading != nil || len(t.rejected) > 0 {
 		if err := s.loadTaken(ctx, t, reject, loaded); err != nil {
 			return 0, err
@@ -551,7 +564,7 @@ func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLi
 		t.mu.Unlock()
 		return 0, nil
 	}
-	if err := t.cur.w.Flush(); err != nil {
+	if err := t.cur.sync(); err != nil {
 		t.mu.Unlock()
 		return 0, err
 	}
@@ -565,7 +578,6 @@ func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLi
 		}
 		if keep > 0 {
 			if err := t.cur.moveTail(keep, t.spare); err != nil {
-				t.spare.reset()
 				t.mu.Unlock()
 				return 0, err
 			}
@@ -579,31 +591,62 @@ func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLi
 }
 
 // loadTaken loads t.loading, then stores t.rejected in bad_rows; each is
-// cleared once stored, and the staging file goes back to t.spare.
+// cleared once stored, and the staging file goes back to t.spare. If the
+// database rejects t.loading, its lines are loaded by halves to isolate
+// the bad ones, which go to t.rejected. Whatever fails is tried again,
+// from where it failed, by the next call.
 func (s *Store) loadTaken(ctx context.Context, t *table, reject func(rejectedLine) []byte, loaded prometheus.Counter) error {
 	if st := t.loading; st != nil {
-		n := st.lines()
-		if n > 0 {
-			rejected, err := s.loadStaged(ctx, st, t.name, t.columns)
-			if err != nil {
+		if t.parts == nil && st.lines() > 0 {
+			if err := st.sync(); err != nil {
 				return err
 			}
-			for _, r := range rejected {
-				t.rejected = append(t.rejected, reject(r))
+			err := s.copyFile(ctx, t, t.name, t.columns, st.path, st.lines())
+			switch {
+			case err == nil:
+				loaded.Add(float64(st.lines()))
+				t.rows += int64(st.lines())
+			case ctx.Err() != nil || !isDataError(err):
+				return err
+			default:
+				content, err := os.ReadFile(st.path)
+				if err != nil {
+					return err
+				}
+				lines := bytes.Split(bytes.TrimSuffix(content, []byte("\n")), []byte("\n"))
+				if len(lines) == 1 {
+					t.rejected = append(t.rejected, reject(rejectedLine{lines[0], err}))
+				} else {
+					t.parts = halves(lines)
+				}
 			}
-			loaded.Add(float64(n - len(rejected)))
-			t.rows += int64(n - len(rejected))
 		}
-		if err := st.reset(); err != nil {
-			return err
+		for len(t.parts) > 0 {
+			part := t.parts[0]
+			err := s.copyLines(ctx, t, t.name, t.columns, part)
+			switch {
+			case err == nil:
+				loaded.Add(float64(len(part)))
+				t.rows += int64(len(part))
+				t.parts = t.parts[1:]
+			case ctx.Err() != nil || !isDataError(err):
+				return err
+			case len(part) == 1:
+				t.rejected = append(t.rejected, reject(rejectedLine{part[0], err}))
+				t.parts = t.parts[1:]
+			default:
+				t.parts = append(halves(part), t.parts[1:]...)
+			}
 		}
+		t.parts = nil
+		st.reset()
 		t.loading = nil
 		t.mu.Lock()
 		t.spare = st
 		t.mu.Unlock()
 	}
 	if len(t.rejected) > 0 {
-		if err := s.copyLines(ctx, "bad_rows", badRowsColumns, t.rejected); err != nil {
+		if err := s.copyLines(ctx, t, "bad_rows", badRowsColumns, t.rejected); err != nil {
 			return err
 		}
 		s.badLoaded.Add(float64(len(t.rejected)))
@@ -612,19 +655,10 @@ func (s *Store) loadTaken(ctx context.Context, t *table, reject func(rejectedLin
 	return nil
 }
 
-// loadStaged COPYs a staging file. If the database rejects the file, its
-// lines are loaded by halves to isolate the bad ones, which are returned.
-func (s *Store) loadStaged(ctx context.Context, st *staging, table, columns string) ([]rejectedLine, error) {
-	err := s.copyFile(ctx, table, columns, st.path)
-	if err == nil || ctx.Err() != nil || !isDataError(err) {
-		return nil, err
-	}
-	content, rerr := os.ReadFile(st.path)
-	if rerr != nil {
-		return nil, rerr
-	}
-	lines := bytes.Split(bytes.TrimSuffix(content, []byte("\n")), []byte("\n"))
-	return s.copyBisect(ctx, table, columns, lines)
+// halves splits lines, more than one, in two.
+func halves(lines [][]byte) [][][]byte {
+	mid := len(lines) / 2
+	return [][][]byte{lines[:mid:mid], lines[mid:]}
 }
 
 // badRowLine is a bad_rows staging line: schema, type, JSON.
@@ -669,48 +703,11 @@ type rejectedLine struct {
 	err  error
 }
 
-// copyBisect loads lines with COPY. If the database rejects the batch,
-// it is split in halves until the offending lines are isolated; those are
-// returned, everything else is loaded.
-func (s *Store) copyBisect(ctx context.Context, table, columns string, lines [][]byte) ([]rejectedLine, error) {
-	err := s.copyLines(ctx, table, columns, lines)
-	if err == nil {
-		return nil, nil
-	}
-	if ctx.Err() != nil || !isDataError(err) {
-		return nil, err
-	}
-	if len(lines) == 1 {
-		return []rejectedLine{{lines[0], err}}, nil
-	}
-	mid := len(lines) / 2
-	a, err := s.copyBisect(ctx, table, columns, lines[:mid])
-	if err != nil {
-		return nil, err
-	}
-	b, err := s.copyBisect(ctx, table, columns, lines[mid:])
-	if err != nil {
-		return nil, err
-	}
-	return append(a, b...), nil
-}
-
-// isDataError tells conversion and constraint errors (a bad line) from
-// failures of the database itself.
-func isDataError(err error) bool {
-	var de *duck.Error
-	if errors.As(err, &de) {
-		switch de.Type {
-		case duck.ErrorTypeConversion, duck.ErrorTypeConstraint, duck.ErrorTypeInvalidInput, duck.ErrorTypeOutOfRange:
-			return true
-		}
-	}
-	return false
-}
-
-func (s *Store) copyLines(ctx context.Context, table, columns string, lines [][]byte) error {
-	path := filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", table, s.seq.Add(1)))
-	f, err := os.Create(path)
+// copyLines loads lines into table target with COPY from a temporary
+// file, for t (see copyFile).
+func (s *Store) copyLines(ctx context.Context, t *table, target, columns string, lines [][]byte) error {
+	path := filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", target, s.seq.Add(1)))
+	f, err := s.create(path)
 	if err != nil {
 		return err
 	}
@@ -724,21 +721,52 @@ func (s *Store) copyLines(ctx context.Context, table, columns string, lines [][]
 		buf = append(buf, l...)
 		buf = append(buf, '\n')
 	}
-	if _, err := f.Write(buf); err != nil {
+	if _, err := f.WriteAt(buf, 0); err != nil {
 		f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return s.copyFile(ctx, table, columns, path)
+	return s.copyFile(ctx, t, target, columns, path, len(lines))
 }
 
-// copyFile loads a TSV file with one COPY, on the loader thread.
-func (s *Store) copyFile(ctx context.Context, table, columns, path string) error {
-	q := fmt.Sprintf("COPY %s.%s (%s) FROM %s %s", quoteIdent(s.schema), table, columns, quoteString(path), copyOptions)
+// copyFile loads a TSV file of n lines into table target with one COPY,
+// on the loader thread, for t. A COPY that fails with an error other
+// than the database rejecting a line is settled by the table's row
+// count: if it did commit, copyFile returns nil, now or, when the count
+// has to wait for the database to be reopened, at t's next COPY, which
+// is of the same lines (a flush retries what failed first).
+func (s *Store) copyFile(ctx context.Context, t *table, target, columns, path string, n int) error {
+	q := fmt.Sprintf("COPY %s.%s (%s) FROM %s %s", quoteIdent(s.schema), target, columns, quoteString(path), copyOptions)
 	return s.run(func() error {
+		if err := s.settle(ctx); err != nil {
+			return err
+		}
+		if a := t.uncertain; a != nil {
+			t.uncertain = nil
+			if a.committed {
+				return nil
+			}
+		}
+		a := &copyAttempt{target: target, before: s.rowCount[target], n: int64(n)}
 		_, err := s.db.ExecContext(ctx, q)
+		if err == nil {
+			s.rowCount[target] += a.n
+			return nil
+		}
+		if isDataError(err) {
+			return err // DuckDB stops at the bad line: nothing committed
+		}
+		s.pending, t.uncertain = a, a
+		s.checkInvalidated(err)
+		if serr := s.settle(ctx); serr != nil {
+			return fmt.Errorf("%w; then: %w", err, serr)
+		}
+		t.uncertain = nil
+		if a.committed {
+			return nil
+		}
 		return err
 	})
 }

@@ -141,25 +141,30 @@ func TestCloseLoadsStaged(t *testing.T) {
 }
 
 func TestBisectIsolatesRejectedLines(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
-	defer s.Close(context.Background())
-	var lines [][]byte
-	for i := 0; i < 9; i++ {
-		lines = append(lines, line(map[int]string{event.AppID: "ok"}))
-	}
-	// Passes nothing in Go on purpose: goes straight to COPY.
-	lines[5] = line(map[int]string{event.DvceCreatedTstamp: "not a time"})
-	rejected, err := s.copyBisect(context.Background(), "events", eventColumns, lines)
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "f.duckdb"), Processor: proc, Trusted: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rejected) != 1 || string(rejected[0].line) != string(lines[5]) {
-		t.Fatalf("rejected %d lines", len(rejected))
+	defer s.Close(ctx)
+	lines := pageViews(9, 0)
+	// Trusted: passes nothing in Go on purpose, goes straight to COPY.
+	lines[5] = line(map[int]string{event.DvceCreatedTstamp: "not a time"})
+	if err := s.Good().Write(ctx, lines...); err != nil {
+		t.Fatal(err)
 	}
-	var count int
-	s.DB().QueryRow(`SELECT count(*) FROM atomic.events`).Scan(&count)
-	if count != 8 {
-		t.Fatalf("%d rows loaded, want 8", count)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, `SELECT count(DISTINCT event_id) FROM atomic.events`); n != 8 {
+		t.Fatalf("%d rows loaded, want 8", n)
+	}
+	var payload string
+	if err := s.DB().QueryRow(`SELECT payload::VARCHAR FROM atomic.bad_rows`).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(payload, "not a time") {
+		t.Errorf("bad row %s", payload)
 	}
 }
 

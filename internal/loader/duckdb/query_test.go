@@ -166,7 +166,7 @@ func TestSandboxStillReaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.events.mu.Lock()
-	err := s.events.cur.w.Flush()
+	err := s.events.cur.sync()
 	s.events.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
