@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	if cfg.DuckDB.Enabled {
 		// Only furrow's enricher writes to it: see duckdb.Options.Trusted.
-		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, Trusted: true, Processor: proc, Logger: log, Registry: a.reg})
+		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, MemoryLimit: cfg.Memory().DuckDB, Trusted: true, Processor: proc, Logger: log, Registry: a.reg})
 		if err != nil {
 			return nil, err
 		}

@@ -40,7 +40,7 @@ type Enrich struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	// RetryDelay is the first pause before retrying a failed sink write;
-	// it doubles up to 30 s. Writes are retried until they succeed or the
+	// it doubles up to MaxRetryDelay. Writes are retried until they succeed or the
 	// pipeline stops, so nothing is acknowledged unstored.
 	RetryDelay time.Duration
 	// Buffering sinks (stream.Flusher) are flushed, and the batches written
@@ -372,8 +372,13 @@ func (p *Enrich) write(ctx context.Context, s stream.Sink, recs [][]byte) error 
 	return retry(ctx, p.Logger, p.RetryDelay, p.Health, func() error { return s.Write(ctx, recs...) })
 }
 
+// MaxRetryDelay is the longest pause between two attempts of a failed
+// read, write or flush: once the cause is gone (space freed on a full
+// disk), work resumes within it.
+const MaxRetryDelay = 5 * time.Second
+
 // retry calls f until it succeeds, returns a permanent error, or ctx is
-// done, pausing between attempts from delay up to 30 s. Failures go to h;
+// done, pausing between attempts from delay up to MaxRetryDelay. Failures go to h;
 // the stage reports health again once a batch is acknowledged, so that
 // a write that succeeds while the load after it fails does not count.
 func retry(ctx context.Context, log *slog.Logger, delay time.Duration, h *health.Component, f func() error) error {
@@ -397,7 +402,7 @@ func retry(ctx context.Context, log *slog.Logger, delay time.Duration, h *health
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 30*time.Second)
+		delay = min(delay*2, MaxRetryDelay)
 	}
 }
 
