@@ -124,19 +124,31 @@ func TestLoadEventsTyped(t *testing.T) {
 	}
 }
 
-func TestCloseLoadsStaged(t *testing.T) {
+// Close drops what no flush stored: its input was never acknowledged,
+// and is loaded again after a restart. What was flushed stays.
+func TestCloseDropsUnflushed(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "f.duckdb")
 	s := open(t, path)
-	s.Good().Write(context.Background(), line(nil))
-	if err := s.Close(context.Background()); err != nil {
+	s.Good().Write(ctx, pageViews(3, 0)...)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Good().Write(ctx, pageViews(2, 100)...)
+	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s = open(t, path)
-	defer s.Close(context.Background())
-	var n int
-	s.DB().QueryRow(`SELECT count(*) FROM atomic.events`).Scan(&n)
-	if n != 1 {
-		t.Fatalf("%d events", n)
+	defer s.Close(ctx)
+	if n := count(t, s, `SELECT count(*) FROM atomic.events`); n != 3 {
+		t.Fatalf("%d events, want the 3 flushed", n)
+	}
+	// With its context done, Close skips the checkpoint and still closes.
+	s2 := open(t, filepath.Join(t.TempDir(), "g.duckdb"))
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s2.Close(done); err != nil {
+		t.Fatalf("Close with a done context: %v", err)
 	}
 }
 
@@ -558,6 +570,9 @@ func TestStorageOptions(t *testing.T) {
 	}
 	if !strings.Contains(tags, "storage_version="+StorageVersion) {
 		t.Errorf("tags %s, want storage_version %s", tags, StorageVersion)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)

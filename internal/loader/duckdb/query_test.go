@@ -376,6 +376,9 @@ func TestOpenReadOnlySandbox(t *testing.T) {
 	if err := s.Good().Write(ctx, pageViews(5, 0)...); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
