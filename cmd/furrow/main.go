@@ -101,7 +101,7 @@ const defaultGCPercent = 400
 
 // tuneRuntime applies the GC settings that getenv leaves unset: GC at
 // defaultGCPercent, and a soft memory limit of goHeap bytes (the Go
-// heap's share of memory_limit, see config.Memory). With GC at 400%, a
+// heap's share of memory_limit, see app.Memory). With GC at 400%, a
 // backlog of large batches would otherwise let the heap grow to several
 // times what is live before a collection; the limit makes the GC run
 // sooner once the heap nears it.
@@ -148,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return err
 		}
-		tuneRuntime(os.Getenv, cfg.Memory().GoHeap)
+		tuneRuntime(os.Getenv, app.Memory(cfg).GoHeap)
 		privateUmask()
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: app.ParseLevel(cfg.LogLevel)}))
 		slog.SetDefault(log)

@@ -39,7 +39,10 @@ func TestSQL(t *testing.T) {
 	if err := s.Good().Write(ctx, []byte(strings.Join(f, "\t"))); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(ctx); err != nil { // loads what is staged
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 

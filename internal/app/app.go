@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	if cfg.DuckDB.Enabled {
 		// Only furrow's enricher writes to it: see duckdb.Options.Trusted.
-		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, MemoryLimit: cfg.Memory().DuckDB, Trusted: true, Processor: proc, Logger: log, Registry: a.reg})
+		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, MemoryLimit: Memory(cfg).DuckDB, RowGroupRows: Memory(cfg).RowGroupRows, Trusted: true, Processor: proc, Logger: log, Registry: a.reg})
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +191,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		log.Info(microNote, "listen", cfg.Listen, "micro.enabled", cfg.Micro.Enabled)
 	}
 	if microOn {
-		a.microS = micro.NewStore(cfg.Micro.MaxEvents)
+		a.microS = micro.NewStore(Memory(cfg).MicroEvents)
 	}
 	if cfg.OutputTSV {
 		a.stdout = &tsvWriter{w: bufio.NewWriterSize(os.Stdout, 1<<16)}
@@ -289,7 +289,7 @@ func (a *App) Run(ctx context.Context) error {
 	// them at once: batches are bounded by the memory budget (at 32 MB of
 	// POST payloads, five events each, RSS peaked at 3.9 GB in the POST
 	// load test, against 2.1-2.2 GB at 8 MB, GC at 400%, no memory limit).
-	batchBytes := a.cfg.Memory().BatchBytes
+	batchBytes := Memory(a.cfg).BatchBytes
 	rawSrc, err := a.raw.Source("enrich", a.cfg.Enrich.BatchSize, batchBytes)
 	if err != nil {
 		return err
@@ -309,7 +309,7 @@ func (a *App) Run(ctx context.Context) error {
 		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg, Health: a.health.Component("enrich")}
 	if a.store != nil {
 		// Under traffic, load one row group at a time.
-		enr.FlushRecords = duckdb.RowGroupRows
+		enr.FlushRecords = a.store.RowGroupRows()
 	}
 	fwd := &pipeline.Forward{Source: badSrc, Sink: bad, Logger: a.log, Health: a.health.Component("forward"), Observe: func(recs [][]byte) {
 		if a.microS != nil {

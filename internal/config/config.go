@@ -44,47 +44,13 @@ type Config struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// PprofListen serves Go's profiling endpoints on a separate address.
 	PprofListen string `yaml:"pprof_listen"`
-	// MemoryLimit is the memory furrow may use, DuckDB's included; see
-	// Config.Memory for how it is shared out.
+	// MemoryLimit is the memory furrow may use, DuckDB's included;
+	// app.Memory shares it out.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 }
 
 // MinMemoryLimit is the smallest memory_limit furrow accepts.
-const MinMemoryLimit = 128 << 20
-
-// MemoryPlan shares memory_limit out between furrow's parts.
-type MemoryPlan struct {
-	// GoHeap is the Go runtime's soft memory limit: the collector,
-	// enricher, Micro and the batches in flight.
-	GoHeap int64
-	// DuckDB is DuckDB's memory_limit: its buffer pool while it loads a
-	// row group and answers queries (past it, queries spill to disk).
-	DuckDB int64
-	// BatchBytes bounds a batch read from a log; the enricher holds a few
-	// batches, and the events made from them, at once.
-	BatchBytes int
-}
-
-// memoryOverhead is what the budget keeps outside both limits: the
-// program's code as mapped from disk (about 50 MB resident, most of it
-// DuckDB's), thread stacks, and DuckDB's allocations outside its buffer
-// pool.
-const memoryOverhead = 80 << 20
-
-// Memory returns how memory_limit is shared: a quarter to DuckDB (at
-// least 48 MiB), memoryOverhead kept aside, the rest to the Go heap;
-// batches of a sixty-fourth of the budget, at most 8 MiB. With DuckDB
-// disabled its share goes to the Go heap.
-func (c *Config) Memory() MemoryPlan {
-	total := int64(c.MemoryLimit)
-	var p MemoryPlan
-	if c.DuckDB.Enabled {
-		p.DuckDB = max(total/4, 48<<20)
-	}
-	p.GoHeap = max(total-p.DuckDB-memoryOverhead, 32<<20)
-	p.BatchBytes = int(min(total/64, 8<<20))
-	return p
-}
+const MinMemoryLimit = 256 << 20
 
 // LogConfig configures the embedded durable log.
 type LogConfig struct {
@@ -139,8 +105,11 @@ type SQLConfig struct {
 // MicroConfig configures the Micro-compatible testing API.
 type MicroConfig struct {
 	// Enabled is auto (the default), true or false: see Config.MicroOn.
-	Enabled   Switch `yaml:"enabled"`
-	MaxEvents int    `yaml:"max_events"`
+	Enabled Switch `yaml:"enabled"`
+	// MaxEvents is how many good and bad events Micro keeps in memory
+	// (the counts cover all); 0, the default, leaves it to app.Memory:
+	// 10,000, fewer under a small memory_limit.
+	MaxEvents int `yaml:"max_events"`
 }
 
 // Switch is a setting that is on, off, or left to furrow (auto). In YAML
@@ -241,7 +210,7 @@ func Default() Config {
 		Log:          LogConfig{Fsync: wal.FsyncInterval, FsyncInterval: time.Second, SegmentBytes: 64 << 20},
 		Enrich:       EnrichConfig{BatchSize: 10000, MaxJSONDepth: 40},
 		DuckDB:       DuckDBConfig{Enabled: true, Schema: "atomic", Threads: 1, Nice: 10},
-		Micro:        MicroConfig{Enabled: Auto, MaxEvents: 10000},
+		Micro:        MicroConfig{Enabled: Auto},
 		SQL:          SQLConfig{Timeout: 30 * time.Second, MaxResultBytes: 128 << 20},
 		DrainTimeout: 10 * time.Second,
 		MemoryLimit:  512 << 20,
@@ -282,6 +251,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is required"))
+	}
+	if c.Micro.MaxEvents < 0 {
+		errs = append(errs, errors.New("micro.max_events must not be negative"))
 	}
 	if c.MemoryLimit < MinMemoryLimit {
 		errs = append(errs, fmt.Errorf("memory_limit: %s is below the minimum of %s", c.MemoryLimit, ByteSize(MinMemoryLimit)))

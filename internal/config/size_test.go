@@ -46,27 +46,10 @@ func TestByteSize(t *testing.T) {
 	}
 }
 
-func TestMemoryPlan(t *testing.T) {
-	for _, tc := range []struct {
-		limit ByteSize
-		duck  bool
-		plan  MemoryPlan
-	}{
-		{512 << 20, true, MemoryPlan{GoHeap: 304 << 20, DuckDB: 128 << 20, BatchBytes: 8 << 20}},
-		{256 << 20, true, MemoryPlan{GoHeap: 112 << 20, DuckDB: 64 << 20, BatchBytes: 4 << 20}},
-		{1 << 30, true, MemoryPlan{GoHeap: 688 << 20, DuckDB: 256 << 20, BatchBytes: 8 << 20}},
-		{128 << 20, true, MemoryPlan{GoHeap: 32 << 20, DuckDB: 48 << 20, BatchBytes: 2 << 20}},
-		{512 << 20, false, MemoryPlan{GoHeap: 432 << 20, BatchBytes: 8 << 20}},
-	} {
-		c := Default()
-		c.MemoryLimit, c.DuckDB.Enabled = tc.limit, tc.duck
-		if got := c.Memory(); got != tc.plan {
-			t.Errorf("%s (duckdb %v): %+v, want %+v", tc.limit, tc.duck, got, tc.plan)
-		}
-	}
+func TestMemoryLimitMinimum(t *testing.T) {
 	c := Default()
 	c.MemoryLimit = 64 << 20
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "memory_limit: 64MiB is below the minimum of 128MiB") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "memory_limit: 64MiB is below the minimum of 256MiB") {
 		t.Fatalf("Validate: %v", err)
 	}
 }
