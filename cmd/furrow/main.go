@@ -158,6 +158,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// The Go heap's limit follows DuckDB's use, unless GOMEMLIMIT
+		// fixes it.
+		a.GovernMemory = os.Getenv("GOMEMLIMIT") == ""
 		return a.Run(ctx)
 	}
 	fmt.Fprint(stderr, usage)

@@ -83,6 +83,12 @@ const backlogHelp = "Bytes in a log not yet processed and stored: collected payl
 
 // App is a running furrow.
 type App struct {
+	// GovernMemory, set before Run, makes Run lower the Go runtime's soft
+	// memory limit below its share of memory_limit whenever the memory
+	// held outside Go (DuckDB's) grows past its own share (see governor);
+	// otherwise the limit is left as it is.
+	GovernMemory bool
+
 	cfg      config.Config
 	log      *slog.Logger
 	reg      *prometheus.Registry
@@ -333,6 +339,9 @@ func (a *App) Run(ctx context.Context) error {
 				a.log.Error("pprof", "err", err)
 			}
 		}()
+	}
+	if a.GovernMemory {
+		go newGovernor(int64(a.cfg.MemoryLimit), Memory(a.cfg).GoHeap).run(hard, 100*time.Millisecond, a.log)
 	}
 	go a.serveSocket()
 	serveErr := make(chan error, 1)

@@ -1,6 +1,16 @@
 package app
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/furrow-io/furrow/internal/config"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
@@ -60,4 +70,78 @@ func Memory(cfg config.Config) MemoryPlan {
 		p.MicroEvents = int(min(p.GoHeap/(20<<10), 10000))
 	}
 	return p
+}
+
+// memoryMargin is kept free under memory_limit by the governor, for the
+// memory that grows between two of its looks.
+const memoryMargin = 32 << 20
+
+// governor keeps the process under memory_limit when memory outside the
+// Go runtime (DuckDB's, the program's code as mapped from disk) grows
+// past its planned share: every interval it sets the Go heap's soft
+// limit to the plan's GoHeap, or to what the budget leaves after the
+// memory held outside Go, if that is less (never below minHeap). Giving
+// the Go heap what DuckDB does not use between loads is no good: DuckDB
+// takes its share back within a fraction of a second when a load starts,
+// faster than the Go heap can shrink, and the process overshoots.
+type governor struct {
+	budget, ceiling, minHeap int64
+	rss                      func() (int64, error) // the process's resident bytes
+	goHeld                   func() int64          // what the Go runtime holds from the OS
+	set                      func(int64) int64     // debug.SetMemoryLimit
+}
+
+func newGovernor(budget, ceiling int64) *governor {
+	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	goHeld := func() int64 {
+		metrics.Read(samples)
+		return int64(samples[0].Value.Uint64() - samples[1].Value.Uint64())
+	}
+	return &governor{budget: budget, ceiling: ceiling, minHeap: 48 << 20, rss: residentBytes, goHeld: goHeld, set: debug.SetMemoryLimit}
+}
+
+// adjust sets the Go limit once from the current figures and returns it.
+func (g *governor) adjust() (int64, error) {
+	rss, err := g.rss()
+	if err != nil {
+		return 0, err
+	}
+	outside := max(rss-g.goHeld(), 0)
+	limit := max(min(g.budget-outside-memoryMargin, g.ceiling), g.minHeap)
+	g.set(limit)
+	return limit, nil
+}
+
+// run adjusts every interval until ctx is done.
+func (g *governor) run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := g.adjust(); err != nil {
+			log.Warn("memory: cannot read the process's resident memory; the Go heap keeps its fixed share of memory_limit", "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// residentBytes reads the process's resident memory from /proc.
+func residentBytes() (int64, error) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("unexpected /proc/self/statm: %q", b)
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return pages * int64(os.Getpagesize()), nil
 }

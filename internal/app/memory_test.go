@@ -26,3 +26,25 @@ func TestMemoryPlan(t *testing.T) {
 		}
 	}
 }
+
+func TestGovernor(t *testing.T) {
+	const mb = 1 << 20
+	var rss, held, limit int64
+	g := &governor{budget: 512 * mb, ceiling: 224 * mb, minHeap: 48 * mb,
+		rss: func() (int64, error) { return rss, nil }, goHeld: func() int64 { return held },
+		set: func(l int64) int64 { old := limit; limit = l; return old }}
+	for _, tc := range []struct{ rss, held, want int64 }{
+		{300 * mb, 100 * mb, 224 * mb}, // 200 MB outside Go: the plan's share fits
+		{400 * mb, 100 * mb, 180 * mb}, // 300 MB outside Go: less for the Go heap
+		{600 * mb, 100 * mb, 48 * mb},  // over budget outside Go: the floor
+		{50 * mb, 60 * mb, 224 * mb},   // Go holds more than is resident
+	} {
+		rss, held = tc.rss, tc.held
+		if got, err := g.adjust(); err != nil || got != tc.want || limit != tc.want {
+			t.Errorf("rss %d MB, Go %d MB: limit %d MB (set %d), %v; want %d MB", tc.rss/mb, tc.held/mb, got/mb, limit/mb, err, tc.want/mb)
+		}
+	}
+	if n, err := residentBytes(); err != nil || n <= 0 {
+		t.Errorf("residentBytes: %d, %v", n, err)
+	}
+}
