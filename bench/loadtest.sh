@@ -7,6 +7,7 @@
 #   bench/loadtest.sh                 # 20 s per scenario, 64 connections
 #   DURATION=60s CONNS=64 bench/loadtest.sh
 #   MEMORY_LIMIT=256MiB bench/loadtest.sh   # furrow's memory_limit (default 512MiB)
+#   FURROW_BIN=/path/to/furrow bench/loadtest.sh   # another build, to compare
 #
 # For furrow it also reports the peak resident memory (VmHWM).
 set -euo pipefail
@@ -30,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building..." >&2
-go build -o "$work/furrow" ./cmd/furrow
+if [ -n "${FURROW_BIN:-}" ]; then cp "$FURROW_BIN" "$work/furrow"; else go build -o "$work/furrow" ./cmd/furrow; fi
 go build -o "$work/barepixel" ./bench/barepixel
 
 wait_port() {

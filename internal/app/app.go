@@ -291,10 +291,7 @@ type stageDone struct {
 // its error, after the same stop.
 func (a *App) Run(ctx context.Context) error {
 	good, bad := a.sinks()
-	// The enricher holds up to four batches and the events made from
-	// them at once: batches are bounded by the memory budget (at 32 MB of
-	// POST payloads, five events each, RSS peaked at 3.9 GB in the POST
-	// load test, against 2.1-2.2 GB at 8 MB, GC at 400%, no memory limit).
+	// Batches are bounded by the memory budget: see Memory.
 	batchBytes := Memory(a.cfg).BatchBytes
 	rawSrc, err := a.raw.Source("enrich", a.cfg.Enrich.BatchSize, batchBytes)
 	if err != nil {

@@ -70,8 +70,8 @@ type Store struct {
 	max int
 
 	mu    sync.Mutex
-	good  []enrich.Good // oldest first; see keepLast
-	bad   [][]byte
+	good  ring[enrich.Good]
+	bad   ring[[]byte]
 	goodN int
 	badN  int
 }
@@ -81,7 +81,7 @@ func NewStore(max int) *Store {
 	if max <= 0 {
 		max = 10000
 	}
-	return &Store{max: max}
+	return &Store{max: max, good: ring[enrich.Good]{max: max}, bad: ring[[]byte]{max: max}}
 }
 
 func strPtr(s string) *string {
@@ -100,29 +100,38 @@ func (s *Store) Observe(good []enrich.Good, bad [][]byte) {
 	defer s.mu.Unlock()
 	s.goodN += len(good)
 	s.badN += len(bad)
-	s.good = keepLast(s.good, good, s.max)
-	s.bad = keepLast(s.bad, bad, s.max)
+	s.good.add(good)
+	s.bad.add(bad)
 }
 
-// keepLast appends add to l and keeps the last max elements. The slice is
-// compacted only when it has grown to twice max, so appends stay cheap.
-func keepLast[T any](l, add []T, max int) []T {
-	if len(add) >= max {
-		return append(l[:0:0], add[len(add)-max:]...)
-	}
-	l = append(l, add...)
-	if len(l) >= 2*max {
-		l = append(l[:0:0], l[len(l)-max:]...)
-	}
-	return l
+// ring keeps the last max items added, in a buffer of at most max: what
+// Micro keeps is what the GC scans while furrow runs, so it keeps no
+// more than it serves.
+type ring[T any] struct {
+	buf  []T
+	next int // where the next item goes once buf is full: the oldest
+	max  int
 }
 
-// window returns the retained elements, at most max, oldest first.
-func window[T any](l []T, max int) []T {
-	if len(l) > max {
-		return l[len(l)-max:]
+func (r *ring[T]) add(items []T) {
+	if len(items) > r.max {
+		items = items[len(items)-r.max:]
 	}
-	return l
+	for _, it := range items {
+		if len(r.buf) < r.max {
+			r.buf = append(r.buf, it)
+			continue
+		}
+		r.buf[r.next] = it
+		r.next = (r.next + 1) % r.max
+	}
+}
+
+// snapshot returns the items, oldest first, in a slice of their own.
+func (r *ring[T]) snapshot() []T {
+	out := make([]T, 0, len(r.buf))
+	out = append(out, r.buf[r.next:]...)
+	return append(out, r.buf[:r.next]...)
 }
 
 func goodEvent(g enrich.Good) GoodEvent {
@@ -196,7 +205,8 @@ func badEvent(row []byte) BadEvent {
 func (s *Store) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.good, s.bad, s.goodN, s.badN = nil, nil, 0, 0
+	s.good, s.bad = ring[enrich.Good]{max: s.max}, ring[[]byte]{max: s.max}
+	s.goodN, s.badN = 0, 0
 }
 
 // Counts returns the number of good and bad events since the last reset.
@@ -217,7 +227,7 @@ type GoodFilter struct {
 // Good returns matching events, newest first.
 func (s *Store) Good(f GoodFilter) []GoodEvent {
 	s.mu.Lock()
-	all := window(s.good, s.max)
+	all := s.good.snapshot()
 	s.mu.Unlock()
 	out := []GoodEvent{}
 	for i := len(all) - 1; i >= 0; i-- {
@@ -265,7 +275,7 @@ type BadFilter struct {
 // Bad returns matching bad rows, newest first.
 func (s *Store) Bad(f BadFilter) []BadEvent {
 	s.mu.Lock()
-	all := window(s.bad, s.max)
+	all := s.bad.snapshot()
 	s.mu.Unlock()
 	out := []BadEvent{}
 	for i := len(all) - 1; i >= 0; i-- {

@@ -223,20 +223,27 @@ func TestRetentionKeepsNewestButCountsAll(t *testing.T) {
 	}
 }
 
-func TestKeepLast(t *testing.T) {
-	var l []int
+func TestRing(t *testing.T) {
+	r := ring[int]{max: 10}
+	if got := r.snapshot(); len(got) != 0 {
+		t.Fatalf("empty ring: %v", got)
+	}
+	r.add([]int{1, 2, 3})
+	if got := fmt.Sprint(r.snapshot()); got != "[1 2 3]" {
+		t.Fatalf("3 items: %s", got)
+	}
 	for i := range 1000 {
-		l = keepLast(l, []int{i}, 10)
-		if len(l) >= 20 {
-			t.Fatalf("grew to %d", len(l))
+		r.add([]int{i})
+		if len(r.buf) > 10 {
+			t.Fatalf("grew to %d", len(r.buf))
 		}
 	}
-	if w := window(l, 10); len(w) != 10 || w[0] != 990 || w[9] != 999 {
-		t.Errorf("window %v", w)
+	if got := fmt.Sprint(r.snapshot()); got != "[990 991 992 993 994 995 996 997 998 999]" {
+		t.Errorf("after 1000: %s", got)
 	}
-	l = keepLast(l, make([]int, 25), 10)
-	if len(l) != 10 {
-		t.Errorf("a batch larger than max kept %d", len(l))
+	r.add([]int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	if got := fmt.Sprint(r.snapshot()); got != "[3 4 5 6 7 8 9 10 11 12]" {
+		t.Errorf("a batch larger than max: %s", got)
 	}
 }
 

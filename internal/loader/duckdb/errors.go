@@ -41,6 +41,13 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Permanent tells the pipeline (stream.IsPermanent) that retrying cannot
+// help: the error is not retryable, and not the caller's own stop (a
+// cancelled context), so furrow should stop and say why.
+func (e *Error) Permanent() bool {
+	return !e.Retryable && !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+}
+
 // Is makes a retryable Error match ErrRetryable.
 func (e *Error) Is(target error) bool { return target == ErrRetryable && e.Retryable }
 
