@@ -22,8 +22,8 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/furrow-io/furrow/internal/badrows"
-	"github.com/furrow-io/furrow/internal/iglu"
 	"github.com/furrow-io/furrow/internal/payload"
+	"github.com/furrow-io/furrow/internal/testutil"
 )
 
 type memSink struct {
@@ -376,26 +376,7 @@ func TestDoNotTrackAndBounce(t *testing.T) {
 }
 
 func badRowValidator(t *testing.T) func([]byte) {
-	repo, err := iglu.NewDirRepo("central", "../../testdata/iglu-central", 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := iglu.NewResolver(iglu.ResolverOptions{Repositories: []iglu.Repository{repo}})
-	return func(row []byte) {
-		t.Helper()
-		sdj, err := iglu.ParseSelfDescribing(row)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := r.Lookup(context.Background(), sdj.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := iglu.Decode(sdj.Data)
-		if err := s.Validate(v); err != nil {
-			t.Fatalf("%v\n%s", err, row)
-		}
-	}
+	return testutil.BadRowValidator(t, "../../testdata/iglu-central")
 }
 
 func TestSizeLimits(t *testing.T) {

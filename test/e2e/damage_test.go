@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/furrow-io/furrow/internal/iglu"
 	"github.com/furrow-io/furrow/internal/payload"
+	"github.com/furrow-io/furrow/internal/testutil"
 	"github.com/furrow-io/furrow/internal/wal"
 )
 
@@ -258,25 +257,5 @@ func TestGarbageOffsetFile(t *testing.T) {
 }
 
 func badRowValidator(t *testing.T) func([]byte) {
-	t.Helper()
-	repo, err := iglu.NewDirRepo("central", "../../testdata/iglu-central", 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := iglu.NewResolver(iglu.ResolverOptions{Repositories: []iglu.Repository{repo}})
-	return func(row []byte) {
-		t.Helper()
-		sdj, err := iglu.ParseSelfDescribing(row)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := r.Lookup(context.Background(), sdj.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := iglu.Decode(sdj.Data)
-		if err := s.Validate(v); err != nil {
-			t.Fatalf("%v\n%s", err, row)
-		}
-	}
+	return testutil.BadRowValidator(t, "../../testdata/iglu-central")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/stream"
+	"github.com/furrow-io/furrow/internal/testutil"
 )
 
 var proc = badrows.Processor{Artifact: "furrow", Version: "0.0.0"}
@@ -178,6 +179,8 @@ func TestBisectIsolatesRejectedLines(t *testing.T) {
 	if !strings.Contains(payload, "not a time") {
 		t.Errorf("bad row %s", payload)
 	}
+	// Valid against Iglu Central's loader_parsing_error schema.
+	testutil.BadRowValidator(t, "../../../testdata/iglu-central")([]byte(payload))
 }
 
 // A trusted store stages lines without checking them; one the database
@@ -211,6 +214,7 @@ func TestTrustedStoreIsolatesRejectedLines(t *testing.T) {
 	if ft != "loader_parsing_error" || !strings.Contains(payload, "forty-two") {
 		t.Errorf("bad row %s: %s", ft, payload)
 	}
+	testutil.BadRowValidator(t, "../../../testdata/iglu-central")([]byte(payload))
 }
 
 func TestLoadBadRows(t *testing.T) {
