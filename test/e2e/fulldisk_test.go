@@ -116,6 +116,8 @@ func TestFullDiskRecovers(t *testing.T) {
 	// The log holds one line per error and interval, not one per refused
 	// request.
 	lines := strings.Count(f.stderr.String(), "sink write failed")
+	t.Logf("%d log lines in all, %d of them about failed sink writes, for %d refused requests",
+		strings.Count(f.stderr.String(), "\n"), lines, refused.Load())
 	if lines > 20 {
 		t.Errorf("%d lines about failed sink writes for %d refused requests", lines, refused.Load())
 	}

@@ -603,7 +603,9 @@ func (s *Store) flushTable(ctx context.Context, t *table, reject func(rejectedLi
 		return 0, err
 	}
 	if block > 0 {
-		keep := int((t.rows + int64(t.cur.lines())) % int64(block))
+		// With fewer lines than reach the next block boundary (as on a
+		// retry, after a failed load took some), all of them are kept.
+		keep := min(int((t.rows+int64(t.cur.lines()))%int64(block)), t.cur.lines())
 		if keep == t.cur.lines() && len(t.curRejected) == 0 {
 			// Not enough for a block: nothing to load, everything held.
 			held = int(t.written - t.cur.seqs[0] + 1)

@@ -40,3 +40,34 @@ func TestRowGroupOption(t *testing.T) {
 		t.Fatalf("row group of 1000: %v", err)
 	}
 }
+
+// A block flush with fewer staged lines than reach the next row group
+// boundary keeps them all: a pipeline retrying a failed block flush
+// calls it so, after the failed load took the lines before.
+func TestBlockFlushShortOfABoundary(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "b.duckdb"), Processor: proc, Trusted: true, RowGroupRows: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	first := pageViews(100, 0)
+	s.Good().Write(ctx, first...)
+	if err := s.Flush(ctx); err != nil { // 100 rows: off the boundary
+		t.Fatal(err)
+	}
+	second := pageViews(50, 1000)
+	s.Good().Write(ctx, second...)
+	if held, err := s.flushEvents(ctx, 2048); err != nil || held != 50 {
+		t.Fatalf("held %d, %v; want all 50 kept", held, err)
+	}
+	third := pageViews(2000, 5000)
+	s.Good().Write(ctx, third...)
+	if held, err := s.flushEvents(ctx, 2048); err != nil || held != 100+50+2000-2048 {
+		t.Fatalf("held %d, %v; want %d", held, err, 100+50+2000-2048)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkLoaded(t, s, 0, first, second, third)
+}
