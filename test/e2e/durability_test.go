@@ -93,17 +93,7 @@ func TestKill9Durability(t *testing.T) {
 	f2 := start(t, dataDir)
 	f2.stop()
 
-	db := openDuckDB(t, dataDir)
-	rows, err := db.Query(`SELECT event_id::VARCHAR FROM atomic.events WHERE app_id = 'kill9'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loaded := map[string]int{}
-	for rows.Next() {
-		var id string
-		rows.Scan(&id)
-		loaded[id]++
-	}
+	loaded := loadedEvents(t, dataDir, "kill9")
 	missing := 0
 	for id := range acked {
 		if loaded[id] == 0 {

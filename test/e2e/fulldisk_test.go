@@ -125,20 +125,10 @@ func TestFullDiskRecovers(t *testing.T) {
 		t.Errorf("%d bytes of log while the disk was full", stderrWhileFull)
 	}
 
-	db := openDuckDB(t, dataDir)
-	loaded := map[string]bool{}
-	rows, err := db.Query(`SELECT event_id::VARCHAR FROM atomic.events WHERE app_id = 'fulldisk'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id string
-		rows.Scan(&id)
-		loaded[id] = true
-	}
+	loaded := loadedEvents(t, dataDir, "fulldisk")
 	missing := 0
 	for _, id := range acked {
-		if !loaded[id] {
+		if loaded[id] == 0 {
 			missing++
 		}
 	}

@@ -202,6 +202,31 @@ func openDuckDB(t *testing.T, dataDir string) *sql.DB {
 	return db
 }
 
+// loadedEvents counts the rows of each event id in the warehouse of a
+// stopped furrow, for the events of app id appID ("" for all).
+func loadedEvents(t *testing.T, dataDir, appID string) map[string]int {
+	t.Helper()
+	db := openDuckDB(t, dataDir)
+	defer db.Close()
+	rows, err := db.Query(`SELECT event_id::VARCHAR FROM atomic.events WHERE $1 = '' OR app_id = $1`, appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	loaded := map[string]int{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		loaded[id]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return loaded
+}
+
 // goodEvent is the part of Micro's good event the tests read.
 type goodEvent struct {
 	RawEvent struct {

@@ -82,19 +82,9 @@ func TestGracefulStopIsBounded(t *testing.T) {
 
 	f = start(t, dataDir)
 	f.stop()
-	db := openDuckDB(t, dataDir)
-	rows, err := db.Query(`SELECT event_id::VARCHAR FROM atomic.events WHERE app_id = 'stop'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loaded := map[string]bool{}
-	for rows.Next() {
-		var id string
-		rows.Scan(&id)
-		loaded[id] = true
-	}
+	loaded := loadedEvents(t, dataDir, "stop")
 	for id := range acked {
-		if !loaded[id] {
+		if loaded[id] == 0 {
 			t.Fatalf("acknowledged event %s not loaded after the restart (%d of %d loaded)", id, len(loaded), len(acked))
 		}
 	}
