@@ -25,6 +25,10 @@ func TestDataDirIsPrivate(t *testing.T) {
 			resp.Body.Close()
 		}
 		f.waitCounts(20, 0)
+		// The socket goes with the process: check it while furrow runs.
+		if fi, err := os.Stat(filepath.Join(dataDir, "furrow.sock")); err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("round %d: socket: %v, %v", round, fi.Mode(), err)
+		}
 		f.stop()
 		n := 0
 		filepath.Walk(dataDir, func(path string, fi os.FileInfo, err error) error {
