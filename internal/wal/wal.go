@@ -619,8 +619,6 @@ func (l *Log) Health() error {
 // End returns the offset just past the last written record.
 func (l *Log) End() int64 { return l.end.Load() }
 
-// Dir is the log's directory.
-func (l *Log) Dir() string { return l.opts.Dir }
 
 // Close waits for in-flight appends, syncs and closes the log. Readers
 // must not be used afterwards.
