@@ -619,7 +619,6 @@ func (l *Log) Health() error {
 // End returns the offset just past the last written record.
 func (l *Log) End() int64 { return l.end.Load() }
 
-
 // Close waits for in-flight appends, syncs and closes the log. Readers
 // must not be used afterwards.
 func (l *Log) Close() error {
