@@ -21,6 +21,7 @@ import (
 	"github.com/furrow-io/furrow/internal/iglu"
 	"github.com/furrow-io/furrow/internal/jsonx"
 	"github.com/furrow-io/furrow/internal/payload"
+	"github.com/furrow-io/furrow/internal/pseudo"
 )
 
 // Step is one configurable enrichment, run after the built-in ones in the
@@ -54,7 +55,17 @@ type Options struct {
 	// AcceptInvalid keeps events whose columns are too long instead of
 	// failing them; the values are kept as they are.
 	AcceptInvalid bool
-	Now           func() time.Time
+	// Pseudonymize, when set, is applied to every good event (columns,
+	// entities and raw event) as the last step, after validation, and to
+	// every bad row: nothing the Enricher outputs holds a value its
+	// allowlists do not keep. The pseudonymized event is not validated
+	// again.
+	Pseudonymize *pseudo.Policy
+	// KeepRaw keeps the raw event of good events (Good.Event.Raw), which
+	// Micro shows, pseudonymized when Pseudonymize is set; without it, a
+	// pseudonymized event's raw event holds only its vendor and version.
+	KeepRaw bool
+	Now     func() time.Time
 	NewUUID       func() string
 }
 
@@ -143,6 +154,9 @@ func (o *Output) Reset() {
 // Process enriches one raw record (a Thrift CollectorPayload) and appends
 // the results to out. Every input ends up as good events or bad rows.
 func (e *Enricher) Process(ctx context.Context, rec []byte, out *Output) {
+	if e.opts.Pseudonymize != nil {
+		defer e.pseudonymizeBad(out, len(out.Bad))
+	}
 	now := e.now()
 	cp, err := payload.Unmarshal(rec)
 	if err != nil {
@@ -155,7 +169,7 @@ func (e *Enricher) Process(ctx context.Context, rec []byte, out *Output) {
 		out.Bad = append(out.Bad, badrows.CPFormatViolation(e.opts.Processor, now, msg, base64.StdEncoding.EncodeToString(rec)))
 		return
 	}
-	e.ProcessPayload(ctx, cp, now, out)
+	e.processPayload(ctx, cp, now, out)
 }
 
 var collectorPayloadCriterion = iglu.MustCriterion("iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-*-*")
@@ -178,6 +192,13 @@ func checkPayload(cp *payload.CollectorPayload) (badrows.CPFormatMessage, bool) 
 
 // ProcessPayload enriches a decoded collector payload.
 func (e *Enricher) ProcessPayload(ctx context.Context, cp *payload.CollectorPayload, now time.Time, out *Output) {
+	if e.opts.Pseudonymize != nil {
+		defer e.pseudonymizeBad(out, len(out.Bad))
+	}
+	e.processPayload(ctx, cp, now, out)
+}
+
+func (e *Enricher) processPayload(ctx context.Context, cp *payload.CollectorPayload, now time.Time, out *Output) {
 	vendor, version, ok := ParseAPI(cp.Path)
 	qs := ParseQuery(cp.Querystring)
 	if !ok {
@@ -300,15 +321,30 @@ func (e *Enricher) enrichOne(ctx context.Context, raw *RawEvent, now time.Time, 
 			msgs = append(msgs, msg)
 		}
 	}
-	evt.finishJSON()
+	// The JSON columns have no length limit: checkLengths skips them.
 	if lenErrs := e.checkLengths(evt); len(lenErrs) > 0 && !e.opts.AcceptInvalid {
 		msgs = append(msgs, atomicViolation(lenErrs))
 	}
 	if len(msgs) > 0 {
+		evt.finishJSON()
 		out.Bad = append(out.Bad, badrows.SchemaViolations(e.opts.Processor, now, msgs, e.enrichmentPayload(evt)))
 		return
 	}
-	out.Good = append(out.Good, Good{TSV: evt.AppendTSV(make([]byte, 0, 1024)), Event: evt})
+	// Last: pseudonymization, on the validated event.
+	if e.opts.Pseudonymize != nil {
+		if err := e.pseudonymize(evt); err != nil {
+			evt.finishJSON()
+			id := badrows.EnrichmentID{SchemaKey: pseudo.KeySchema, Identifier: "pseudonymization"}
+			out.Bad = append(out.Bad, badrows.EnrichmentFailures(e.opts.Processor, now,
+				[]badrows.EnrichmentMessage{{Enrichment: &id, Message: badrows.ExternalError{Error: "cannot pseudonymize " + err.Error()}}},
+				e.enrichmentPayload(evt)))
+			return
+		}
+		e.finishPseudonymized(evt)
+	} else {
+		evt.finishJSON()
+	}
+	out.Good = append(out.Good, Good{TSV: evt.AppendTSV(make([]byte, 0, evt.tsvLen())), Event: evt})
 }
 
 func (e *Enricher) enrichmentPayload(evt *Event) badrows.EnrichmentPayload {

@@ -69,6 +69,16 @@ func appendContexts(b []byte, list []iglu.SelfDescribing) []byte {
 	return append(b, "]}"...)
 }
 
+// tsvLen is the length of the event's TSV line when no value needs
+// cleaning: a buffer of that size is written without growing.
+func (e *Event) tsvLen() int {
+	n := len(e.F) - 1
+	for i := range e.F {
+		n += len(e.F[i])
+	}
+	return n
+}
+
 // AppendTSV appends the event as one enriched TSV line, without newline.
 func (e *Event) AppendTSV(b []byte) []byte {
 	for i := range e.F {

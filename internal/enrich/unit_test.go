@@ -3,6 +3,7 @@ package enrich
 import (
 	"bytes"
 	"context"
+	"github.com/furrow-io/furrow/internal/pseudo"
 	"reflect"
 	"slices"
 	"strings"
@@ -291,24 +292,37 @@ func FuzzProcess(f *testing.F) {
 }
 
 func BenchmarkProcess(b *testing.B) {
-	e := testEnricher(b, nil)
+	zero := 0
+	enrichers := []struct {
+		name string
+		e    *Enricher
+	}{
+		{"pseudo=off", testEnricher(b, nil)},
+		{"pseudo=on", testEnricher(b, func(o *Options) { o.Pseudonymize = testPolicy(nil) })},
+		{"pseudo=on_nocache", testEnricher(b, func(o *Options) {
+			o.Pseudonymize = testPolicy(func(c *pseudo.Config) { c.CacheEntries = &zero })
+		})},
+	}
 	for name, p := range map[string]string{
 		"get_page_view": string(cp("/i", "e=pv&url=https%3A%2F%2Fshop.example.com%2Fa%2Fb%3Fq%3D1&page=Shop&refr=http%3A%2F%2Fsearch.example.org%2F%3Fq%3Dshoes&aid=shop&p=web&tv=js-3.24.0&tna=sp1&eid=1f2e3d4c-5b6a-4789-8abc-def012345678&dtm=1767323044000&stm=1767323044900&tz=Europe%2FLondon&lang=en-GB&cs=UTF-8&res=1920x1080&vp=1200x800&ds=1180x4000&cd=24&cookie=1&duid=4b5c6d&vid=3&sid=0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77", "").Marshal()),
 		"post_ue_with_context": string(cp("/com.snowplowanalytics.snowplow/tp2", "", postBody(
 			`{"e":"ue","p":"web","tv":"js-3.24.0","aid":"shop","url":"https://shop.example.com/a","dtm":"1767323044000","stm":"1767323044900","eid":"1f2e3d4c-5b6a-4789-8abc-def012345678","ue_px":"`+b64(ue(linkClick))+`","cx":"`+b64(co(webPage))+`"}`)).Marshal()),
 	} {
 		rec := []byte(p)
-		b.Run(name, func(b *testing.B) {
-			var out Output
-			b.ReportAllocs()
-			for i := 0; i < b.N; i++ {
-				out.Reset()
-				e.Process(context.Background(), rec, &out)
-				if len(out.Good) != 1 {
-					b.Fatalf("bad: %s", out.Bad)
+		for _, en := range enrichers {
+			e := en.e
+			b.Run(name+"/"+en.name, func(b *testing.B) {
+				var out Output
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					out.Reset()
+					e.Process(context.Background(), rec, &out)
+					if len(out.Good) != 1 {
+						b.Fatalf("bad: %s", out.Bad)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -1,0 +1,120 @@
+package enrich
+
+import (
+	"fmt"
+
+	"github.com/furrow-io/furrow/internal/badrows"
+	ev "github.com/furrow-io/furrow/internal/event"
+	"github.com/furrow-io/furrow/internal/iglu"
+	"github.com/furrow-io/furrow/internal/payload"
+	"github.com/furrow-io/furrow/internal/pseudo"
+)
+
+// ParamField tells which column tracker parameter name fills (res, vp
+// and ds fill two: the first is returned).
+func ParamField(name string) (int, bool) {
+	if i, ok := stringParams[name]; ok {
+		return i, true
+	}
+	for _, m := range []map[string]int{intParams, decimalParams, boolParams, timestampParams} {
+		if i, ok := m[name]; ok {
+			return i, true
+		}
+	}
+	if d, ok := dimensionParams[name]; ok {
+		return d[0], true
+	}
+	switch name {
+	case "e":
+		return ev.Event, true
+	case "p":
+		return ev.Platform, true
+	case "ip":
+		return ev.UserIPAddress, true
+	case "eid":
+		return ev.EventID, true
+	case "sid":
+		return ev.DomainSessionID, true
+	case "tnuid":
+		return ev.NetworkUserID, true
+	}
+	return 0, false
+}
+
+// pseudonymize applies the policy to a good event, as the last step
+// before it is written: columns, entities, and the raw event Micro shows.
+// The key's entity is added to derived_contexts.
+func (e *Enricher) pseudonymize(evt *Event) error {
+	p := e.opts.Pseudonymize
+	p.Fields(&evt.F)
+	for _, list := range [][]iglu.SelfDescribing{evt.Contexts, evt.Derived} {
+		for i := range list {
+			if err := p.Entity(&list[i]); err != nil {
+				return fmt.Errorf("%s: %w", list[i].Key.URI(), err)
+			}
+		}
+	}
+	if evt.Unstruct != nil {
+		if err := p.Entity(evt.Unstruct); err != nil {
+			return fmt.Errorf("%s: %w", evt.Unstruct.Key.URI(), err)
+		}
+	}
+	evt.Raw = pseudoRaw(p, evt.Raw, e.opts.KeepRaw)
+	return nil
+}
+
+// finishPseudonymized renders the JSON columns of a pseudonymized event,
+// with the key's entity last in derived_contexts: a column rendered once
+// when it is the only derived entity.
+func (e *Enricher) finishPseudonymized(evt *Event) {
+	p := e.opts.Pseudonymize
+	if len(evt.Derived) > 0 {
+		evt.Derived = append(evt.Derived, p.KeyEntity())
+		evt.finishJSON()
+		return
+	}
+	evt.finishJSON()
+	evt.F[ev.DerivedContexts] = p.KeyColumn()
+}
+
+// emptyPayload stands for the collector payload of a pseudonymized event
+// whose raw event is not kept; it is never written.
+var emptyPayload payload.CollectorPayload
+
+// pseudoRaw returns a rewritten copy of a raw event (with keep), or one
+// that holds nothing but its vendor and version.
+func pseudoRaw(p *pseudo.Policy, r *RawEvent, keep bool) *RawEvent {
+	if !keep {
+		r.Params, r.Payload = nil, &emptyPayload
+		return r
+	}
+	out := &RawEvent{Vendor: r.Vendor, Version: r.Version, ContentType: r.ContentType}
+	out.Params = make([]Param, len(r.Params))
+	for i, prm := range r.Params {
+		out.Params[i] = Param{Name: prm.Name, Value: p.Param(prm.Name, prm.Value), Null: prm.Null}
+	}
+	cp := *r.Payload
+	cp.IPAddress = p.IPAddress(cp.IPAddress)
+	cp.UserAgent = p.UserAgent(cp.UserAgent)
+	cp.RefererURI = p.RefererURI(cp.RefererURI)
+	cp.NetworkUserID = p.NetworkUserID(cp.NetworkUserID)
+	cp.Headers = p.Headers(cp.Headers)
+	cp.Querystring = p.Querystring(cp.Querystring)
+	cp.Body = p.Body(cp.Body)
+	out.Payload = &cp
+	return out
+}
+
+// pseudonymizeBad rewrites the bad rows out.Bad[from:] by the policy. A
+// row the policy cannot read (which furrow never writes) is replaced by
+// a generic_error row holding its pseudonym.
+func (e *Enricher) pseudonymizeBad(out *Output, from int) {
+	p := e.opts.Pseudonymize
+	for i := from; i < len(out.Bad); i++ {
+		row, err := p.BadRow(out.Bad[i])
+		if err != nil {
+			row = badrows.GenericError(e.opts.Processor, e.now(), []string{"could not pseudonymize a bad row: " + err.Error()}, p.Pseudonym(string(out.Bad[i])))
+		}
+		out.Bad[i] = row
+	}
+}
