@@ -26,6 +26,11 @@ type Record struct {
 // are stretches of the log missing from the disk. Each reader reports
 // what it skips, so with several readers the same damage is reported by
 // each.
+//
+// A segment is deleted once every reader has committed past it: every
+// name with an offset file, whether opened since Open or not, and every
+// reader opened. Delete a retired reader's offset file (while the log is
+// closed), or it keeps every segment from its offset on.
 type Reader struct {
 	l       *Log
 	name    string

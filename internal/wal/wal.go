@@ -204,7 +204,7 @@ type Log struct {
 
 	// readersMu is taken before fileMu when both are held.
 	readersMu sync.Mutex
-	readers   map[string]int64 // committed offsets, of every reader with a file
+	readers   map[string]int64 // committed offsets: every reader with an offset file, and those opened
 
 	repairs []Damage
 
