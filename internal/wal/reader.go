@@ -26,6 +26,11 @@ type Record struct {
 // are stretches of the log missing from the disk. Each reader reports
 // what it skips, so with several readers the same damage is reported by
 // each.
+//
+// A segment is deleted once every reader has committed past it: every
+// name with an offset file, whether opened since Open or not, and every
+// reader opened. Delete a retired reader's offset file (while the log is
+// closed), or it keeps every segment from its offset on.
 type Reader struct {
 	l       *Log
 	name    string
@@ -44,17 +49,22 @@ func (l *Log) Reader(name string) (*Reader, error) {
 		return nil, fmt.Errorf("wal: bad reader name %q", name)
 	}
 	pos, err := readOffset(l.readerPath(name))
-	if errors.Is(err, os.ErrNotExist) {
-		pos = l.firstOffset()
-	} else if err != nil {
+	isNew := errors.Is(err, os.ErrNotExist)
+	if err != nil && !isNew {
 		return nil, err
+	}
+	// Register the reader under readersMu, which prune holds while it
+	// takes segments off the lists, so that a new reader's start is not
+	// pruned under it.
+	l.readersMu.Lock()
+	defer l.readersMu.Unlock()
+	if isNew {
+		pos = l.firstOffset()
 	}
 	if end := l.End(); pos > end {
 		return nil, fmt.Errorf("wal: reader %s is at %d, past the end of the log (%d)", name, pos, end)
 	}
-	l.readersMu.Lock()
 	l.readers[name] = pos
-	l.readersMu.Unlock()
 	return &Reader{l: l, name: name, pos: pos, fbase: -1}, nil
 }
 

@@ -21,6 +21,26 @@
 //     too, as Missing.
 //
 // Open returns what it cut in Repairs.
+//
+// What the log keeps in Dir, and for how long (records are payloads as
+// appended, in clear):
+//   - <offset>.seg, the segments, 20-digit base offset: records, framed.
+//     A segment is deleted once every reader has committed past its end
+//     (see Options.MaxSegmentAge for the active segment); a segment some
+//     reader has not committed whole is kept.
+//   - readers/<name>: a reader's committed offset, in decimal; no payload.
+//     readers/<name>.tmp is a commit in progress (the same), removed by
+//     Open if a crash left it.
+//   - quarantine/<offset>-<length>.bin: the bytes of a stretch a reader
+//     skipped as damaged, or Open cut as a torn write, copied whole for
+//     forensics. They may hold records, or parts of them. The log never
+//     deletes them.
+//   - lock: empty; held while the log is open.
+//   - probe: 64 KiB of zeros, written and removed every
+//     Options.ProbeInterval; no payload.
+//   - <offset>.seg.upgrade: a segment being rewritten from furrow 0.1's
+//     format (records, as in a segment), renamed to <offset>.seg when
+//     done; Open removes one an interrupted upgrade left.
 package wal
 
 import (
@@ -74,6 +94,36 @@ type Options struct {
 	OnDamage func(Damage) error
 	// Logger receives what Open finds and repairs; default slog.Default().
 	Logger *slog.Logger
+	// MaxSegmentAge bounds how long records stay on disk after every
+	// reader has committed them; 0 (the default) leaves segments to be
+	// deleted only once full (SegmentBytes) and passed by every reader.
+	//
+	// With it set, the log checks every MaxSegmentAge/4 (at least 10ms,
+	// at most 1s apart), without waiting for a write: if the first record
+	// of the active segment was written more than MaxSegmentAge ago, the
+	// log rolls to a new segment; then it deletes every segment that each
+	// reader has committed past. A record is thus gone from the log's
+	// segments MaxSegmentAge plus one check interval after it was
+	// written, or as soon as the last reader commits it, whichever is
+	// later. While readers lag, the rolled segments wait for them: a
+	// segment that some reader has not committed whole is never deleted.
+	// Offsets continue across rolls, deletions and restarts.
+	//
+	// After a restart the time of the active segment's first record is
+	// not known, so a non-empty active segment counts as expired and
+	// rolls at the first check.
+	//
+	// The readers are all those with an offset file under readers/,
+	// whether or not they are open in this process: a retired reader's
+	// file must be deleted, or it holds every segment from its offset on.
+	//
+	// A deleted segment is unlinked and then truncated, so its blocks are
+	// freed even while a reader still has the file open; they are not
+	// overwritten, so until the file system reuses them they can still be
+	// read from the raw device. The quarantine directory (see the package
+	// comment) is not covered: it holds damaged stretches until an
+	// operator deletes them.
+	MaxSegmentAge time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -107,6 +157,9 @@ func (o Options) Validate() error {
 	default:
 		return fmt.Errorf("wal: unknown fsync policy %q (always, interval, never)", o.Fsync)
 	}
+	if o.MaxSegmentAge < 0 {
+		return fmt.Errorf("wal: MaxSegmentAge %s is negative (0 turns it off)", o.MaxSegmentAge)
+	}
 	return nil
 }
 
@@ -139,6 +192,9 @@ type Log struct {
 	ends     []int64 // where each segment's data ends; the active one's is base+activeSz
 	activeSz int64
 	dirty    bool
+	// activeSince is when the active segment's first record was written;
+	// the zero time (expired) for one found non-empty at Open.
+	activeSince time.Time
 
 	end    atomic.Int64 // global offset just past the last written record
 	signal atomic.Pointer[chan struct{}]
@@ -146,8 +202,9 @@ type Log struct {
 	// every write, and by the probe (see probeLoop).
 	health atomic.Pointer[error]
 
+	// readersMu is taken before fileMu when both are held.
 	readersMu sync.Mutex
-	readers   map[string]int64 // committed offsets
+	readers   map[string]int64 // committed offsets: every reader with an offset file, and those opened
 
 	repairs []Damage
 
@@ -229,6 +286,15 @@ func openLocked(opts Options, lock *os.File) (*Log, error) {
 	if offsets, l.repairs, err = upgrade(opts, offsets); err != nil {
 		return nil, err
 	}
+	if err := removeUpgradeLeftovers(opts.Dir); err != nil {
+		return nil, err
+	}
+	// Every reader with an offset file counts for pruning from the start,
+	// opened in this process or not, so that a segment is never deleted
+	// before a reader that has yet to be opened has read it.
+	for name, off := range offsets {
+		l.readers[name] = off
+	}
 	maxOff := int64(0)
 	for _, off := range offsets {
 		maxOff = max(maxOff, off)
@@ -300,6 +366,10 @@ func openLocked(opts Options, lock *os.File) (*Log, error) {
 		l.wg.Add(1)
 		go l.syncLoop()
 	}
+	if opts.MaxSegmentAge > 0 {
+		l.wg.Add(1)
+		go l.ageLoop()
+	}
 	return l, nil
 }
 
@@ -307,6 +377,24 @@ func openLocked(opts Options, lock *os.File) (*Log, error) {
 // caller to report (Open only logs what it leaves for the readers).
 // Damage that readers skip is reported by them, to Options.OnDamage.
 func (l *Log) Repairs() []Damage { return l.repairs }
+
+// removeUpgradeLeftovers removes the <offset>.seg.upgrade files in dir:
+// once upgrade has returned, any left are from an upgrade that a crash
+// interrupted and that was done again (or was no longer needed).
+func removeUpgradeLeftovers(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".seg.upgrade") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("wal: remove the leftover of an interrupted upgrade: %w", err)
+			}
+		}
+	}
+	return nil
+}
 
 func segmentPath(dir string, base int64) string {
 	return filepath.Join(dir, fmt.Sprintf("%020d.seg", base))
@@ -504,6 +592,9 @@ func (l *Log) write(buf []byte) error {
 	} else {
 		l.dirty = true
 	}
+	if l.activeSz == 0 {
+		l.activeSince = time.Now() // once per segment
+	}
 	l.activeSz += int64(len(buf))
 	l.end.Store(l.bases[len(l.bases)-1] + l.activeSz)
 	l.health.Store(nil)
@@ -560,6 +651,48 @@ func (l *Log) syncLoop() {
 			l.Sync()
 		}
 	}
+}
+
+// ageCheckInterval is how often ageLoop checks, for MaxSegmentAge d.
+func ageCheckInterval(d time.Duration) time.Duration {
+	return min(max(d/4, 10*time.Millisecond), time.Second)
+}
+
+// ageLoop enforces Options.MaxSegmentAge (see there).
+func (l *Log) ageLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(ageCheckInterval(l.opts.MaxSegmentAge))
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		err := l.expire(time.Now())
+		if err != nil && !failing {
+			l.opts.Logger.Warn("wal: cannot roll or delete expired segments; records stay on disk past MaxSegmentAge until this succeeds",
+				"dir", l.opts.Dir, "max_segment_age", l.opts.MaxSegmentAge, "err", err)
+		} else if err == nil && failing {
+			l.opts.Logger.Info("wal: expired segments are deleted again", "dir", l.opts.Dir)
+		}
+		failing = err != nil
+	}
+}
+
+// expire rolls the active segment if its first record is older than
+// MaxSegmentAge at now, and prunes.
+func (l *Log) expire(now time.Time) error {
+	l.fileMu.Lock()
+	var err error
+	if l.activeSz > 0 && now.Sub(l.activeSince) >= l.opts.MaxSegmentAge {
+		if err = l.roll(); err != nil {
+			err = fmt.Errorf("wal: new segment in %s: %w", l.opts.Dir, err)
+		}
+	}
+	l.fileMu.Unlock()
+	return errors.Join(err, l.prune())
 }
 
 // probeBytes is the size of the probe file: about what a large POST
@@ -691,7 +824,10 @@ func (l *Log) firstOffset() int64 {
 	return l.bases[0]
 }
 
-// prune deletes whole segments that every reader has committed past.
+// prune deletes whole segments that every reader has committed past
+// (never the active one). readersMu is held until the segments are out
+// of the lists, so that a reader being added meanwhile (see Reader)
+// either counts or starts after them.
 func (l *Log) prune() error {
 	l.readersMu.Lock()
 	if len(l.readers) == 0 {
@@ -704,8 +840,6 @@ func (l *Log) prune() error {
 			min = off
 		}
 	}
-	l.readersMu.Unlock()
-
 	l.fileMu.Lock()
 	var drop []int64
 	for len(l.bases) > 1 && l.bases[1] <= min {
@@ -713,10 +847,36 @@ func (l *Log) prune() error {
 		l.bases, l.ends = l.bases[1:], l.ends[1:]
 	}
 	l.fileMu.Unlock()
+	l.readersMu.Unlock()
+	var errs []error
 	for _, b := range drop {
-		if err := os.Remove(segmentPath(l.opts.Dir, b)); err != nil && !os.IsNotExist(err) {
-			return err
+		errs = append(errs, removeSegment(segmentPath(l.opts.Dir, b)))
+	}
+	return errors.Join(errs...)
+}
+
+// removeSegment deletes the segment at path: unlinks it, then truncates
+// it, so that its blocks are freed even if a reader still has it open (a
+// reader waiting at the end of the log holds the segment it finished).
+// A crash in between leaves no file behind.
+func removeSegment(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
 		}
+		// Not writable: delete it all the same.
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("wal: delete segment: %w", err)
+		}
+		return nil
+	}
+	defer f.Close()
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("wal: delete segment: %w", err)
+	}
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("wal: truncate deleted segment %s: %w", path, err)
 	}
 	return nil
 }
