@@ -1,6 +1,13 @@
 package enrich
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
 	"github.com/furrow-io/furrow/internal/pseudo"
 )
 
@@ -21,4 +28,73 @@ func testPolicy(mod func(*pseudo.Config)) *pseudo.Policy {
 	p := pseudo.New(c, testKey)
 	p.SetParams(ParamField)
 	return p
+}
+
+// clearValues are identifying values in cases(): none may leave the
+// enricher when pseudonymization is on, in any spelling the inputs use.
+var clearValues = []string{
+	"user+1@example.com", "user%2B1%40example.com", "4b5c6d", "203.0.113.9", "198.51.100.7", "192.0.2.1", "192.0.2.60",
+	"2001:db8::1", "search.example.org", "shop.example.com", "Shop home",
+	"11111111-1111-4111-8111", "22222222-2222-4222", "6f1d3a52-6c43", "blog.example.com", "red shoes", "red%20shoes",
+	"size=9", "size%3D9", "Firefox/120.0", "example.com/next", "example.com/landing", "collector.test/",
+}
+
+// TestGoldenPseudonymized runs every golden case with pseudonymization
+// on: good events, the raw event Micro shows, and bad rows, which must
+// still validate against their Iglu Central schemas and hold none of
+// clearValues.
+func TestGoldenPseudonymized(t *testing.T) {
+	badSchemas := badRowSchemas(t)
+	policy := testPolicy(nil)
+	for _, tc := range cases() {
+		t.Run(tc.name, func(t *testing.T) {
+			e := testEnricher(t, func(o *Options) {
+				if tc.mod != nil {
+					tc.mod(o)
+				}
+				o.Pseudonymize, o.KeepRaw = policy, true
+			})
+			rec := tc.record
+			if rec == nil {
+				rec = tc.p.Marshal()
+			}
+			var out Output
+			e.Process(context.Background(), rec, &out)
+			var b bytes.Buffer
+			b.Write(render(&out))
+			for _, g := range out.Good {
+				checkTSV(t, g.TSV)
+				b.WriteString("RAW\n")
+				for _, prm := range g.Event.Raw.Params {
+					fmt.Fprintf(&b, "  %s = %s\n", prm.Name, prm.Value)
+				}
+				rp := g.Event.Raw.Payload
+				fmt.Fprintf(&b, "  ip %s\n  ua %s\n  nuid %s\n  headers %q\n", rp.IPAddress, rp.UserAgent, rp.NetworkUserID, rp.Headers)
+			}
+			for _, bad := range out.Bad {
+				checkBadRow(t, badSchemas, bad)
+			}
+			got := b.Bytes()
+			for _, v := range clearValues {
+				if bytes.Contains(bytes.ToLower(got), bytes.ToLower([]byte(v))) {
+					t.Errorf("clear value %q in the output:\n%s", v, got)
+				}
+			}
+			golden := filepath.Join("testdata", "pseudonymized", tc.name+".golden")
+			if *update {
+				os.MkdirAll(filepath.Dir(golden), 0o755)
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("output differs from %s (run with -update to accept):\n%s", golden, diff(string(want), string(got)))
+			}
+		})
+	}
 }

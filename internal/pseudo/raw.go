@@ -183,8 +183,18 @@ func (p *Policy) Body(body string) string {
 func (p *Policy) IPAddress(v string) string  { return p.Field(ev.UserIPAddress, v) }
 func (p *Policy) UserAgent(v string) string  { return p.Field(ev.UserAgent, v) }
 func (p *Policy) RefererURI(v string) string { return p.Field(ev.PageURL, v) }
+
+// NetworkUserID rewrites a collector payload's network user id. Bad-row
+// schemas require a UUID there, so a pseudonymized one is written in UUID
+// form: the first 32 hex digits of its pseudonym, as 8-4-4-4-12 (the
+// network_userid column gets the whole pseudonym, which starts with the
+// same digits).
 func (p *Policy) NetworkUserID(v string) string {
-	return p.Field(ev.NetworkUserID, v)
+	if v == "" || p.keep[ev.NetworkUserID] {
+		return v
+	}
+	h := p.h.String(v)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // Querystring rewrites a raw query string parameter by parameter.
