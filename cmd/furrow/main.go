@@ -26,6 +26,8 @@ Usage:
   furrow run [flags]      collect, enrich and load events (embedded defaults)
   furrow config [flags]   print the effective configuration as YAML
   furrow sql [flags] SQL  query the DuckDB warehouse (through furrow while it runs)
+  furrow pseudonymize [--config FILE] VALUE...
+                          print the pseudonym of each value under the configured key
   furrow version          print the version
 
 Run 'furrow run -h' for the flags.
@@ -134,6 +136,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		enc := yaml.NewEncoder(stdout)
 		enc.SetIndent(2)
 		return enc.Encode(cfg)
+	case "pseudonymize":
+		err := runPseudonymize(args[1:], os.Stdin, stdout, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
 	case "sql":
 		err := runSQL(ctx, args[1:], stdout, stderr)
 		if errors.Is(err, flag.ErrHelp) {

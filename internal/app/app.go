@@ -34,6 +34,7 @@ import (
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 	"github.com/furrow-io/furrow/internal/micro"
 	"github.com/furrow-io/furrow/internal/pipeline"
+	"github.com/furrow-io/furrow/internal/pseudo"
 	"github.com/furrow-io/furrow/internal/stream"
 	"github.com/furrow-io/furrow/internal/wal"
 )
@@ -104,6 +105,7 @@ type App struct {
 	resolver     *iglu.Resolver
 	stdout       *tsvWriter
 	proc         badrows.Processor
+	policy       *pseudo.Policy // nil without pseudonymization
 	health       *health.Registry
 	// Damage given up in the logs, by log and wal.DamageKind.
 	damaged, damagedBytes *prometheus.CounterVec
@@ -131,7 +133,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	var err error
 	walOpts := func(name string) wal.Options {
 		return wal.Options{Dir: filepath.Join(cfg.DataDir, "log", name), Fsync: cfg.Log.Fsync,
-			FsyncInterval: cfg.Log.FsyncInterval, SegmentBytes: cfg.Log.SegmentBytes, MaxRecordBytes: max(cfg.Collector.MaxRecordBytes, cfg.Collector.MaxPayloadSize) + 1<<16,
+			FsyncInterval: cfg.Log.FsyncInterval, SegmentBytes: cfg.Log.SegmentBytes, MaxSegmentAge: cfg.EffectiveMaxSegmentAge(), MaxRecordBytes: max(cfg.Collector.MaxRecordBytes, cfg.Collector.MaxPayloadSize) + 1<<16,
 			OnDamage: a.reportDamage(name), Logger: log}
 	}
 	if a.raw, err = wal.Open(walOpts("raw")); err != nil {
@@ -165,9 +167,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	proc := a.proc
+	microOn, microNote := cfg.MicroOn()
+	if a.policy, err = Policy(cfg, log); err != nil {
+		return nil, err
+	}
 	a.enricher, err = enrich.New(enrich.Options{
 		Resolver: a.resolver, Processor: proc, MaxJSONDepth: cfg.Enrich.MaxJSONDepth,
 		FieldLimits: cfg.Enrich.FieldLimits, AcceptInvalid: cfg.Enrich.AcceptInvalid,
+		Pseudonymize: a.policy, KeepRaw: microOn,
 	})
 	if err != nil {
 		return nil, err
@@ -189,7 +196,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.sockServer = &http.Server{Handler: socketHandler(q, cfg.SQL, a.reg, log), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	}
-	microOn, microNote := cfg.MicroOn()
 	switch {
 	case microOn && microNote != "":
 		log.Warn(microNote, "listen", cfg.Listen, "micro.enabled", cfg.Micro.Enabled)
@@ -319,6 +325,10 @@ func (a *App) Run(ctx context.Context) error {
 			a.microS.Observe(nil, recs)
 		}
 	}}
+	if a.policy != nil {
+		// Size violations and log damage reports carry raw bytes.
+		fwd.Transform = a.pseudonymizeBad
+	}
 	stages := []stage{{"enrich", enr}, {"forward", fwd}}
 
 	// hard ends the stages at once; a graceful stop uses Stop first.
@@ -518,4 +528,34 @@ func privateDataDir(cfg config.Config) error {
 		}
 	}
 	return nil
+}
+
+// Policy loads the pseudonymization key and builds the policy, or returns
+// nil when pseudonymization is off. Warnings about the key file are
+// logged.
+func Policy(cfg config.Config, log *slog.Logger) (*pseudo.Policy, error) {
+	if !cfg.Pseudonymize.Enabled {
+		return nil, nil
+	}
+	key, warnings, err := cfg.Pseudonymize.LoadKey()
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := pseudo.New(cfg.Pseudonymize, key)
+	p.SetParams(enrich.ParamField)
+	return p, nil
+}
+
+// pseudonymizeBad rewrites a bad row from the collector-bad log; one
+// the policy cannot read becomes a generic_error row holding its
+// pseudonym.
+func (a *App) pseudonymizeBad(rec []byte) []byte {
+	out, err := a.policy.BadRow(rec)
+	if err != nil {
+		return badrows.GenericError(a.proc, time.Now(), []string{"could not pseudonymize a bad row: " + err.Error()}, a.policy.Pseudonym(string(rec)))
+	}
+	return out
 }

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/furrow-io/furrow/internal/collector"
+	"github.com/furrow-io/furrow/internal/pseudo"
 	"github.com/furrow-io/furrow/internal/wal"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	DuckDB    DuckDBConfig     `yaml:"duckdb"`
 	Micro     MicroConfig      `yaml:"micro"`
 	SQL       SQLConfig        `yaml:"sql"`
+	// Pseudonymize replaces every value outside its allowlists by its
+	// HMAC-SHA256 before anything is stored (see internal/pseudo).
+	Pseudonymize pseudo.Config `yaml:"pseudonymize"`
 
 	// OutputTSV also prints every enriched event to stdout, one TSV line
 	// each, like Micro's --output-tsv.
@@ -57,6 +61,24 @@ type LogConfig struct {
 	Fsync         wal.FsyncPolicy `yaml:"fsync"`
 	FsyncInterval time.Duration   `yaml:"fsync_interval"`
 	SegmentBytes  int64           `yaml:"segment_bytes"`
+	// MaxSegmentAge closes the segment being written once its first
+	// record is that old, so processed payloads leave the disk within
+	// about that time even when no more traffic comes (see
+	// wal.Options.MaxSegmentAge). 0, the default, means 1m with
+	// pseudonymization on (the log is the one place payloads are in
+	// clear) and off otherwise; see EffectiveMaxSegmentAge.
+	MaxSegmentAge time.Duration `yaml:"max_segment_age"`
+}
+
+// DefaultClearAge is log.max_segment_age with pseudonymization on.
+const DefaultClearAge = time.Minute
+
+// EffectiveMaxSegmentAge is the segment age the logs are opened with.
+func (c *Config) EffectiveMaxSegmentAge() time.Duration {
+	if c.Log.MaxSegmentAge == 0 && c.Pseudonymize.Enabled {
+		return DefaultClearAge
+	}
+	return c.Log.MaxSegmentAge
 }
 
 // EnrichConfig configures the enricher.
@@ -212,6 +234,7 @@ func Default() Config {
 		DuckDB:       DuckDBConfig{Enabled: true, Schema: "atomic", Threads: 1, Nice: 10},
 		Micro:        MicroConfig{Enabled: Auto},
 		SQL:          SQLConfig{Timeout: 30 * time.Second, MaxResultBytes: 128 << 20},
+		Pseudonymize: pseudo.Default(),
 		DrainTimeout: 10 * time.Second,
 		MemoryLimit:  512 << 20,
 	}
@@ -289,6 +312,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain_timeout must not be negative"))
+	}
+	if c.Log.MaxSegmentAge < 0 {
+		errs = append(errs, fmt.Errorf("log.max_segment_age: %s is negative", c.Log.MaxSegmentAge))
+	}
+	if err := c.Pseudonymize.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if !c.Micro.Enabled.valid() {
 		errs = append(errs, fmt.Errorf("micro.enabled: %q is not auto, true or false", c.Micro.Enabled))

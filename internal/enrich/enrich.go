@@ -66,7 +66,7 @@ type Options struct {
 	// pseudonymized event's raw event holds only its vendor and version.
 	KeepRaw bool
 	Now     func() time.Time
-	NewUUID       func() string
+	NewUUID func() string
 }
 
 // Validate reports configuration errors.

@@ -92,11 +92,15 @@ func TestCriterion(t *testing.T) {
 
 // The built-in protocol schemas were written for furrow; they must accept
 // and reject exactly what the published Iglu Central versions do.
+// furrow's own (vendor io.furrow) are checked where they are used.
 func TestBuiltinSchemasMatchIgluCentral(t *testing.T) {
 	repo := Builtin("", 0, nil)
 	err := fs.WalkDir(repo.fsys, "schemas", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
+		}
+		if strings.HasPrefix(p, "schemas/io.furrow/") {
+			return nil // furrow's own schemas are in no other registry
 		}
 		key, err := ParseSchemaPath(strings.TrimPrefix(p, "schemas/"))
 		if err != nil {

@@ -459,9 +459,12 @@ func (p *Enrich) process(ctx context.Context, recs [][]byte) ([]enrich.Good, [][
 // Forward copies records from a source to a sink unchanged (the
 // collector's bad rows into the warehouse).
 type Forward struct {
-	Source     stream.Source
-	Sink       stream.Sink
-	Observe    func(recs [][]byte)
+	Source  stream.Source
+	Sink    stream.Sink
+	Observe func(recs [][]byte)
+	// Transform, when set, rewrites each record before it is written
+	// (pseudonymization of bad rows); Observe sees the rewritten records.
+	Transform  func(rec []byte) []byte
 	Logger     *slog.Logger
 	RetryDelay time.Duration
 	Health     *health.Component // as Enrich.Health
@@ -488,8 +491,15 @@ func (f *Forward) Run(ctx context.Context) error {
 		if err != nil || b == nil {
 			return err
 		}
+		recs := b.Records
+		if f.Transform != nil {
+			recs = make([][]byte, len(b.Records))
+			for i, r := range b.Records {
+				recs[i] = f.Transform(r)
+			}
+		}
 		err = retry(ctx, f.Logger, f.RetryDelay, f.Health, func() error {
-			if err := f.Sink.Write(ctx, b.Records...); err != nil {
+			if err := f.Sink.Write(ctx, recs...); err != nil {
 				return err
 			}
 			if err := stream.Flush(ctx, f.Sink); err != nil {
@@ -507,7 +517,7 @@ func (f *Forward) Run(ctx context.Context) error {
 			f.Health.OK()
 		}
 		if f.Observe != nil {
-			f.Observe(b.Records)
+			f.Observe(recs)
 		}
 	}
 }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPseudonymizeCommand(t *testing.T) {
+	dir := t.TempDir()
+	key := "0123456789abcdef0123456789abcdef"
+	keyFile := filepath.Join(dir, "key")
+	os.WriteFile(keyFile, []byte(key+"\n"), 0o600)
+	cfgFile := filepath.Join(dir, "furrow.yaml")
+	os.WriteFile(cfgFile, []byte("pseudonymize:\n  enabled: true\n  key_file: "+keyFile+"\n  key_id: test-1\n"), 0o600)
+	want := func(v string) string {
+		m := hmac.New(sha256.New, []byte(key))
+		m.Write([]byte(v))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"pseudonymize", "--config", cfgFile, "alice@example.com", "203.0.113.9"}, &out, &errOut); err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	if got := out.String(); got != want("alice@example.com")+"\n"+want("203.0.113.9")+"\n" {
+		t.Fatalf("got %q", got)
+	}
+	if !strings.Contains(errOut.String(), "key_id: test-1") {
+		t.Fatalf("stderr %q", errOut.String())
+	}
+	// Standard input, one value per line.
+	out.Reset()
+	if err := runPseudonymize([]string{"--config", cfgFile}, strings.NewReader("a\nb\n"), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want("a")+"\n"+want("b")+"\n" {
+		t.Fatalf("stdin: %q", out.String())
+	}
+
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"off", "listen: 127.0.0.1:0\n", "pseudonymization is off"},
+		{"short key", "pseudonymize:\n  enabled: true\n  key_env: FURROW_TEST_SHORT\n", "holds 3 bytes"},
+		{"missing env", "pseudonymize:\n  enabled: true\n  key_env: FURROW_TEST_UNSET_VAR\n", "FURROW_TEST_UNSET_VAR is not set"},
+		{"no key", "pseudonymize:\n  enabled: true\n", "key_file or key_env"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("FURROW_TEST_SHORT", "abc")
+			f := filepath.Join(dir, tc.name+".yaml")
+			os.WriteFile(f, []byte(tc.yaml), 0o600)
+			err := run(context.Background(), []string{"pseudonymize", "--config", f, "x"}, &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
