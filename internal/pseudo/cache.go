@@ -3,65 +3,42 @@ package pseudo
 import (
 	"hash/maphash"
 	"strings"
-	"sync"
+	"sync/atomic"
 )
 
-// cache keeps recent pseudonyms, in shards with a lock each. A shard holds
-// two generations: lookups that hit the old one move the entry to the
-// new; when the new one is full it becomes the old one and the oldest
-// entries go, so what is used stays.
+// cache keeps recent pseudonyms in a direct-mapped table: a value's hash
+// picks one slot, which holds the last value stored there. Lookups take
+// no lock (one atomic load and a string comparison); a new value simply
+// replaces what its slot held. Values repeat (user agents, user and
+// session ids, URLs), so most lookups find their value.
 type cache struct {
-	seed   maphash.Seed
-	shards [cacheShards]shard
+	seed  maphash.Seed
+	mask  uint64
+	slots []atomic.Pointer[entry]
 }
 
-const cacheShards = 32
-
-type shard struct {
-	mu        sync.Mutex
-	cur, prev map[string]string
-	max       int
-}
+type entry struct{ v, p string }
 
 func newCache(entries int) *cache {
-	c := &cache{seed: maphash.MakeSeed()}
-	per := max(entries/cacheShards/2, 1)
-	for i := range c.shards {
-		c.shards[i].max = per
-		c.shards[i].cur = make(map[string]string, per)
+	n := 1
+	for n < entries {
+		n <<= 1
 	}
-	return c
+	return &cache{seed: maphash.MakeSeed(), mask: uint64(n - 1), slots: make([]atomic.Pointer[entry], n)}
 }
 
-func (c *cache) shard(v string) *shard {
-	return &c.shards[maphash.String(c.seed, v)%cacheShards]
+func (c *cache) slot(v string) *atomic.Pointer[entry] {
+	return &c.slots[maphash.String(c.seed, v)&c.mask]
 }
 
 func (c *cache) get(v string) (string, bool) {
-	s := c.shard(v)
-	s.mu.Lock()
-	p, ok := s.cur[v]
-	if !ok {
-		if p, ok = s.prev[v]; ok {
-			s.add(v, p)
-		}
+	if e := c.slot(v).Load(); e != nil && e.v == v {
+		return e.p, true
 	}
-	s.mu.Unlock()
-	return p, ok
+	return "", false
 }
 
 func (c *cache) put(v, p string) {
-	s := c.shard(v)
-	s.mu.Lock()
 	// The value may be part of a larger buffer: keep a copy only.
-	s.add(strings.Clone(v), p)
-	s.mu.Unlock()
-}
-
-func (s *shard) add(v, p string) {
-	if len(s.cur) >= s.max {
-		s.prev = s.cur
-		s.cur = make(map[string]string, s.max)
-	}
-	s.cur[v] = p
+	c.slot(v).Store(&entry{v: strings.Clone(v), p: p})
 }

@@ -2,6 +2,7 @@ package pseudo
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -437,4 +438,25 @@ func FuzzParsePath(f *testing.F) {
 			n.insert(p)
 		}
 	})
+}
+
+// The key's entity validates against furrow's schema for it, which the
+// built-in Iglu repository serves.
+func TestKeyEntityValidates(t *testing.T) {
+	r := iglu.NewResolver(iglu.ResolverOptions{Repositories: []iglu.Repository{iglu.Builtin("", 0, nil)}})
+	for _, id := range []string{"", "2026-12", strings.Repeat("x", 64)} {
+		p := testPolicy(t, func(c *Config) { c.KeyID = id })
+		e := p.KeyEntity()
+		s, err := r.Lookup(context.Background(), e.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := iglu.Decode(e.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(v); err != nil {
+			t.Fatalf("%s: %v", e.Data, err)
+		}
+	}
 }

@@ -228,6 +228,25 @@ func TestPseudonymizationEndToEnd(t *testing.T) {
 	if badWithPseudonym < 3 { // two from the Go tracker, the unknown event type
 		t.Errorf("%d bad rows carry the user id's pseudonym, want at least 3", badWithPseudonym)
 	}
+	// Rewritten bad rows of every kind still validate against their schemas.
+	validate := badRowValidator(t)
+	rows, err := db.Query("SELECT failure_type, payload::VARCHAR FROM atomic.bad_rows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for rows.Next() {
+		var kind, payload string
+		if err := rows.Scan(&kind, &payload); err != nil {
+			t.Fatal(err)
+		}
+		kinds[kind]++
+		validate([]byte(payload))
+	}
+	rows.Close()
+	if kinds["size_violation"] != 1 || kinds["schema_violations"] != 3 {
+		t.Errorf("bad rows by kind: %v, want 1 size_violation and 3 schema_violations", kinds)
+	}
 	db.Close()
 
 	// Same key, same pseudonyms, after a restart.
