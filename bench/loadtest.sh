@@ -8,6 +8,8 @@
 #   DURATION=60s CONNS=64 bench/loadtest.sh
 #   MEMORY_LIMIT=256MiB bench/loadtest.sh   # furrow's memory_limit (default 512MiB)
 #   FURROW_BIN=/path/to/furrow bench/loadtest.sh   # another build, to compare
+#   PSEUDONYMIZE=both bench/loadtest.sh   # furrow without, then with pseudonymization
+#   PSEUDONYMIZE=on bench/loadtest.sh     # with pseudonymization only
 #
 # For furrow it also reports the peak resident memory (VmHWM).
 set -euo pipefail
@@ -112,13 +114,27 @@ furrow_scenario() {
 if [ -n "${FURROW_CONFIG:-}" ]; then cp "$FURROW_CONFIG" "$work/furrow.yaml"; else echo "drain_timeout: 10m" > "$work/furrow.yaml"; fi
 [ -n "${MEMORY_LIMIT:-}" ] && echo "memory_limit: $MEMORY_LIMIT" >> "$work/furrow.yaml"
 
-echo "furrow run (collector + log + enrich + DuckDB + Micro)..." >&2
-furrow_scenario furrow-get bench/pixel.lua 1
-row "furrow, GET pixel" "$RPS" "$P99" "$ERRS" "$E2E"
-FURROW_GET_RPS=$RPS FURROW_GET_E2E=$E2E_RPS
-furrow_scenario furrow-post bench/post.lua 5
-row "furrow, POST 5 events" "$RPS" "$P99" "$ERRS" "$E2E"
-FURROW_POST_RPS=$RPS FURROW_POST_E2E=$E2E_RPS
+# PSEUDONYMIZE: off (default), on, or both (off, then on, in this run).
+head -c 32 /dev/urandom | base64 > "$work/pseudo.key"; chmod 600 "$work/pseudo.key"
+cp "$work/furrow.yaml" "$work/furrow-off.yaml"
+cp "$work/furrow.yaml" "$work/furrow-on.yaml"
+printf 'pseudonymize:\n  enabled: true\n  key_file: %s\n' "$work/pseudo.key" >> "$work/furrow-on.yaml"
+case "${PSEUDONYMIZE:-off}" in
+  off) modes=(off) ;; on) modes=(on) ;; both) modes=(off on) ;;
+  *) echo "PSEUDONYMIZE must be off, on or both" >&2; exit 2 ;;
+esac
+declare -A E2E_BY
+for mode in "${modes[@]}"; do
+  cp "$work/furrow-$mode.yaml" "$work/furrow.yaml"
+  label="furrow"; [ "$mode" = on ] && label="furrow, pseudonymized"
+  echo "$label run (collector + log + enrich + DuckDB + Micro)..." >&2
+  furrow_scenario "furrow-get-$mode" bench/pixel.lua 1
+  row "$label, GET pixel" "$RPS" "$P99" "$ERRS" "$E2E"
+  FURROW_GET_RPS=$RPS FURROW_GET_E2E=$E2E_RPS; E2E_BY[get-$mode]=$E2E_RPS
+  furrow_scenario "furrow-post-$mode" bench/post.lua 5
+  row "$label, POST 5 events" "$RPS" "$P99" "$ERRS" "$E2E"
+  FURROW_POST_RPS=$RPS FURROW_POST_E2E=$E2E_RPS; E2E_BY[post-$mode]=$E2E_RPS
+done
 
 echo
 echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); wrk -t$THREADS -c$CONNS -d$DURATION on the same machine"
@@ -131,3 +147,7 @@ awk -v a="$FURROW_GET_RPS" -v b="$BARE_GET_RPS" -v c="$FURROW_POST_RPS" -v d="$B
   'BEGIN {printf "furrow/bare requests/s: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
 awk -v a="$FURROW_GET_E2E" -v b="$BARE_GET_RPS" -v c="$FURROW_POST_E2E" -v d="$BARE_POST_RPS" \
   'BEGIN {printf "furrow end to end (requests fully loaded per second) / bare requests/s: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
+if [ "${PSEUDONYMIZE:-off}" = both ]; then
+  awk -v a="${E2E_BY[get-on]}" -v b="${E2E_BY[get-off]}" -v c="${E2E_BY[post-on]}" -v d="${E2E_BY[post-off]}" \
+    'BEGIN {printf "pseudonymized / not, end to end: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
+fi
