@@ -25,6 +25,8 @@ const usage = `furrow: a Snowplow-compatible event pipeline in one binary.
 Usage:
   furrow run [flags]      collect, enrich and load events (embedded defaults)
   furrow config [flags]   print the effective configuration as YAML
+  furrow config --validate FILE
+                          check a configuration as 'furrow run' would
   furrow sql [flags] SQL  query the DuckDB warehouse (through furrow while it runs)
   furrow pseudonymize [--config FILE] VALUE...
                           print the pseudonym of each value under the configured key
@@ -35,7 +37,10 @@ Run 'furrow run -h' for the flags.
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "furrow:", err)
+		// One error a line, as errors.Join writes them.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "furrow:", line)
+		}
 		os.Exit(1)
 	}
 }
@@ -46,54 +51,163 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-func loadConfig(name string, args []string, stderr io.Writer) (config.Config, error) {
-	fs := flag.NewFlagSet("furrow "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("config", "", "YAML configuration file (defaults apply to anything it leaves out)")
-	listen := fs.String("listen", "", "collector address (default 127.0.0.1:9090)")
-	dataDir := fs.String("data-dir", "", "directory for the durable log and the DuckDB warehouse (default ./furrow-data)")
-	resolver := fs.String("iglu", "", "Iglu resolver-config JSON file")
-	var igluDirs stringList
-	fs.Var(&igluDirs, "iglu-dir", "static Iglu repository directory holding schemas/ (repeatable)")
-	outputTSV := fs.Bool("output-tsv", false, "also print enriched events to stdout as TSV")
-	noDuck := fs.Bool("no-duckdb", false, "do not load events into DuckDB")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	pprof := fs.String("pprof-listen", "", "serve Go's net/http/pprof profiles on this address (for diagnosis)")
-	if err := fs.Parse(args); err != nil {
-		return config.Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return config.Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	cfg, err := config.Load(*file)
-	if err != nil {
+// configFlags are the flags of the commands that read the configuration:
+// a file, and settings over it.
+type configFlags struct {
+	file, listen, dataDir, resolver, logLevel, pprof *string
+	igluDirs                                         stringList
+	outputTSV, noDuck                                *bool
+}
+
+func addConfigFlags(fs *flag.FlagSet) *configFlags {
+	f := &configFlags{}
+	f.file = fs.String("config", "", "YAML configuration file (defaults apply to anything it leaves out)")
+	f.listen = fs.String("listen", "", "collector address (default 127.0.0.1:9090)")
+	f.dataDir = fs.String("data-dir", "", "directory for the durable log and the DuckDB warehouse (default ./furrow-data)")
+	f.resolver = fs.String("iglu", "", "Iglu resolver-config JSON file")
+	fs.Var(&f.igluDirs, "iglu-dir", "static Iglu repository directory holding schemas/ (repeatable)")
+	f.outputTSV = fs.Bool("output-tsv", false, "also print enriched events to stdout as TSV")
+	f.noDuck = fs.Bool("no-duckdb", false, "do not load events into DuckDB")
+	f.logLevel = fs.String("log-level", "", "debug, info, warn or error")
+	f.pprof = fs.String("pprof-listen", "", "serve Go's net/http/pprof profiles on this address (for diagnosis)")
+	return f
+}
+
+// load reads the file, then applies the flags over it. Its error is
+// config.Load's: when that is a *config.DecodeError, cfg holds the rest
+// of the file and the flags, for checking (see checkConfig).
+func (f *configFlags) load() (config.Config, error) {
+	cfg, err := config.Load(*f.file)
+	if err != nil && !errors.As(err, new(*config.DecodeError)) {
 		return cfg, err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
+	if *f.listen != "" {
+		cfg.Listen = *f.listen
 	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
+	if *f.dataDir != "" {
+		cfg.DataDir = *f.dataDir
 	}
-	if *resolver != "" {
-		cfg.Enrich.Resolver = *resolver
+	if *f.resolver != "" {
+		cfg.Enrich.Resolver = *f.resolver
 	}
-	if len(igluDirs) > 0 {
-		cfg.Enrich.IgluDirs = append(cfg.Enrich.IgluDirs, igluDirs...)
+	if len(f.igluDirs) > 0 {
+		cfg.Enrich.IgluDirs = append(cfg.Enrich.IgluDirs, f.igluDirs...)
 	}
-	if *outputTSV {
+	if *f.outputTSV {
 		cfg.OutputTSV = true
 	}
-	if *noDuck {
+	if *f.noDuck {
 		cfg.DuckDB.Enabled = false
 	}
-	if *logLevel != "" {
-		cfg.LogLevel = *logLevel
+	if *f.logLevel != "" {
+		cfg.LogLevel = *f.logLevel
 	}
-	if *pprof != "" {
-		cfg.PprofListen = *pprof
+	if *f.pprof != "" {
+		cfg.PprofListen = *f.pprof
 	}
-	return cfg, cfg.Validate()
+	return cfg, err
+}
+
+// checkConfig decides for both `furrow run` and `furrow config
+// --validate`: a configuration is accepted when its file loaded (loadErr,
+// from configFlags.load, is nil) and app.Check passes. fileErr is
+// loadErr, whose errors name the file; when that is only settings that did
+// not decode, the rest is checked too, and checkErr holds app.Check's
+// errors, which do not name it.
+func checkConfig(cfg config.Config, loadErr error) (fileErr, checkErr error) {
+	if loadErr != nil && !errors.As(loadErr, new(*config.DecodeError)) {
+		return loadErr, nil
+	}
+	return loadErr, app.Check(cfg)
+}
+
+// runConfig is `furrow config`: print the effective configuration, or
+// with --validate check it as `furrow run` would.
+func runConfig(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("furrow config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: furrow config [flags]
+       furrow config --validate [flags] [FILE]
+
+Prints the effective configuration (the defaults, then the file, then the
+flags) as YAML, secrets redacted. With --validate, checks it as 'furrow run'
+does before it starts, changing nothing, then prints "FILE: ok", or every
+error, one a line, and exits 1. FILE is the same as --config FILE.`)
+		fs.PrintDefaults()
+	}
+	f := addConfigFlags(fs)
+	validate := fs.Bool("validate", false, "check the configuration as 'furrow run' would and report every error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *validate && fs.NArg() == 1 && *f.file == "" {
+		*f.file = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := f.load()
+	if !*validate {
+		if err != nil && !errors.As(err, new(*config.DecodeError)) {
+			return err
+		}
+		// The disk is app.Check's: printing needs only what the settings say.
+		if err := errors.Join(err, cfg.Validate()); err != nil {
+			return err
+		}
+		enc := yaml.NewEncoder(stdout)
+		enc.SetIndent(2)
+		return enc.Encode(cfg)
+	}
+	name := *f.file
+	if name == "" {
+		name = "the default configuration"
+	}
+	fileErr, checkErr := checkConfig(cfg, err)
+	lines := configErrors(*f.file, fileErr, checkErr)
+	if len(lines) == 0 {
+		fmt.Fprintf(stdout, "%s: ok\n", name)
+		return nil
+	}
+	for _, l := range lines {
+		fmt.Fprintln(stderr, l)
+	}
+	if len(lines) == 1 {
+		return fmt.Errorf("%s: 1 error", name)
+	}
+	return fmt.Errorf("%s: %d errors", name, len(lines))
+}
+
+// configErrors are checkConfig's errors, one a line, each naming file
+// (when there is one) then the setting.
+func configErrors(file string, fileErr, checkErr error) []string {
+	var lines []string
+	for _, e := range leaves(fileErr) {
+		lines = append(lines, e.Error())
+	}
+	for _, e := range leaves(checkErr) {
+		if file != "" {
+			lines = append(lines, file+": "+e.Error())
+		} else {
+			lines = append(lines, e.Error())
+		}
+	}
+	return lines
+}
+
+// leaves takes err apart into the errors it joins.
+func leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, leaves(e)...)
+		}
+		return errs
+	}
+	return []error{err}
 }
 
 // defaultGCPercent is the GC setting of 'furrow run' unless GOGC is
@@ -129,13 +243,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "config":
-		cfg, err := loadConfig("config", args[1:], stderr)
-		if err != nil {
-			return err
+		err := runConfig(args[1:], stdout, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
 		}
-		enc := yaml.NewEncoder(stdout)
-		enc.SetIndent(2)
-		return enc.Encode(cfg)
+		return err
 	case "pseudonymize":
 		err := runPseudonymize(args[1:], os.Stdin, stdout, stderr)
 		if errors.Is(err, flag.ErrHelp) {
@@ -149,12 +261,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	case "run":
-		cfg, err := loadConfig("run", args[1:], stderr)
-		if err != nil {
+		fs := flag.NewFlagSet("furrow run", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		f := addConfigFlags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
 			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		cfg, err := f.load()
+		fileErr, checkErr := checkConfig(cfg, err)
+		if lines := configErrors(*f.file, fileErr, checkErr); len(lines) > 0 {
+			return errors.New(strings.Join(lines, "\n"))
 		}
 		tuneRuntime(os.Getenv, app.Memory(cfg).GoHeap)
 		privateUmask()

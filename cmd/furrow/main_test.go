@@ -179,6 +179,11 @@ func TestCommands(t *testing.T) {
 		{[]string{"help"}, false, "Usage:"},
 		{[]string{"config", "--listen", "0.0.0.0:9999"}, false, "listen: 0.0.0.0:9999"},
 		{[]string{"config", "--log-level", "loud"}, true, ""},
+		{[]string{"config", "--validate", "--log-level", "loud"}, true, ""},
+		{[]string{"config", "--validate", "--data-dir", "/tmp/furrow-test-data"}, false, "the default configuration: ok\n"},
+		{[]string{"config", "extra"}, true, ""},
+		{[]string{"config", "--validate", "a.yaml", "b.yaml"}, true, ""},
+		{[]string{"config", "-h"}, false, ""},
 		{[]string{"run", "extra"}, true, ""},
 		{[]string{"nope"}, true, ""},
 		{nil, true, ""},
@@ -381,5 +386,134 @@ func TestTuneRuntime(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(math.MaxInt64); got != math.MaxInt64 {
 		t.Errorf("memory limit %d with GOMEMLIMIT set", got)
+	}
+}
+
+// writeFile writes a configuration file for a test.
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "furrow.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// `furrow config --validate` reports every error of a file at once, one
+// a line, each naming the file and the setting.
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, `listne: 127.0.0.1:1
+log_level: loud
+data_dir: `+dir+`/data
+enrich:
+  workers: many
+  iglu_dirs: [`+dir+`/schemas]
+duckdb:
+  nice: 25
+`)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"config", "--validate", file}, &out, &errb)
+	if err == nil || err.Error() != file+": 5 errors" {
+		t.Errorf("error %v", err)
+	}
+	want := file + ":1: listne: unknown setting\n" +
+		file + ":5: enrich.workers: cannot unmarshal !!str `many` into int\n" +
+		file + `: log_level: "loud" is not debug, info, warn or error` + "\n" +
+		file + ": duckdb.nice: 25 is not between 0 and 19\n" +
+		file + `: enrich.iglu_dirs[0]: iglu repository "` + dir + `/schemas": ` + dir + "/schemas has no schemas/ directory\n"
+	if errb.String() != want || out.Len() != 0 {
+		t.Errorf("stderr\n%s\nwant\n%s\nstdout %q", errb.String(), want, out.String())
+	}
+
+	// Unset variables: one error naming them all.
+	errb.Reset()
+	file = writeFile(t, "listen: ${FURROW_TEST_UNSET_A}\ndata_dir: ${FURROW_TEST_UNSET_B}\n")
+	err = run(context.Background(), []string{"config", "--validate", "--config", file}, &out, &errb)
+	if err == nil || errb.String() != file+": environment variables not set: FURROW_TEST_UNSET_A (line 1), FURROW_TEST_UNSET_B (line 2) (give a default with ${NAME:-default})\n" {
+		t.Errorf("unset variables: %v\n%s", err, errb.String())
+	}
+
+	// A good file, as the argument or with --config.
+	t.Setenv("FURROW_TEST_DATA", filepath.Join(dir, "data"))
+	file = writeFile(t, "listen: 127.0.0.1:0\ndata_dir: ${FURROW_TEST_DATA}\nduckdb:\n  nice: ${FURROW_TEST_NICE:-5}\n")
+	for _, args := range [][]string{{"--validate", file}, {"--validate", "--config", file}, {"--config", file, "--validate"}} {
+		out.Reset()
+		errb.Reset()
+		if err := run(context.Background(), append([]string{"config"}, args...), &out, &errb); err != nil || out.String() != file+": ok\n" || errb.Len() != 0 {
+			t.Errorf("%v: %v, stdout %q, stderr %q", args, err, out.String(), errb.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("--validate created the data directory: %v", err)
+	}
+}
+
+// What `furrow config --validate` accepts, `furrow run` accepts, and what
+// it rejects, `furrow run` rejects with the same errors: both go through
+// app.Check.
+func TestValidateAgreesWithRun(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, "listen: 127.0.0.1:0\ndata_dir: "+filepath.Join(dir, "good")+"\n")
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"config", "--validate", good}, &out, &errb); err != nil {
+		t.Fatalf("--validate: %v\n%s", err, errb.String())
+	}
+	cfg, err := config.Load(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Check(cfg); err != nil {
+		t.Errorf("app.Check refuses what --validate accepts: %v", err)
+	}
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("app.New refuses what --validate accepts: %v", err)
+	}
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Run(stopped); err != nil {
+		t.Fatal(err)
+	}
+
+	// Errors only app.Check sees (Validate cannot: they need the disk),
+	// and a setting that does not decode.
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{
+		"listen: 127.0.0.1:0\ndata_dir: " + file + "\n",
+		"listen: 127.0.0.1:0\ndata_dir: " + filepath.Join(dir, "bad") + "\nenrich:\n  resolver: " + filepath.Join(dir, "missing.json") + "\n",
+		"listen: 127.0.0.1:0\ndata_dir: " + filepath.Join(dir, "bad") + "\nenrich:\n  iglu_dirs: [" + dir + "]\n",
+		"listen: 127.0.0.1:0\ndata_dir: " + filepath.Join(dir, "bad") + "\nduckdb:\n  threads: all\n",
+	} {
+		bad := writeFile(t, body)
+		errb.Reset()
+		verr := run(context.Background(), []string{"config", "--validate", bad}, &out, &errb)
+		if verr == nil {
+			t.Errorf("--validate accepts\n%s", body)
+			continue
+		}
+		// furrow run stops before it changes anything (GC settings, umask).
+		rerr := run(context.Background(), []string{"run", "--config", bad}, &out, io.Discard)
+		if rerr == nil {
+			t.Fatalf("furrow run accepts\n%s", body)
+		}
+		if errb.String() != rerr.Error()+"\n" {
+			t.Errorf("--validate says\n%s\nfurrow run says\n%v", errb.String(), rerr)
+		}
+		cfg, lerr := config.Load(bad)
+		if lerr == nil {
+			if err := app.Check(cfg); err == nil {
+				t.Errorf("app.Check accepts\n%s", body)
+			}
+			if _, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil {
+				t.Errorf("app.New accepts\n%s", body)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad")); !os.IsNotExist(err) {
+		t.Errorf("a refused configuration created its data directory: %v", err)
 	}
 }

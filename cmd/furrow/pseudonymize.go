@@ -56,4 +56,3 @@ func runPseudonymize(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 	}
 	return sc.Err()
 }
-

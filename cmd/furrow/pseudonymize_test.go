@@ -60,3 +60,24 @@ func TestPseudonymizeCommand(t *testing.T) {
 		})
 	}
 }
+
+// furrow config --validate reports pseudonymization errors with the rest,
+// all at once, the key's included.
+func TestValidatePseudonymize(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte("short\n"), 0o644)
+	f := filepath.Join(dir, "f.yaml")
+	os.WriteFile(f, []byte("duckdb:\n  nice: 25\npseudonymize:\n  enabled: true\n  key_file: "+key+
+		"\n  allow_extra: [user_idx]\n  json:\n    - schema: iglu:com.acme/u/jsonschema/1-*-*\n      allow: [\"$..x\"]\n"), 0o600)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"config", "--validate", f}, &out, &errOut)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"duckdb.nice: 25", `pseudonymize.allow_extra: "user_idx"`, "recursive descent", "holds 5 bytes"} {
+		if !strings.Contains(errOut.String()+err.Error(), want) {
+			t.Errorf("missing %q in:\n%s%v", want, errOut.String(), err)
+		}
+	}
+}

@@ -113,7 +113,7 @@ type App struct {
 
 // New opens everything; Run starts serving.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := Check(cfg); err != nil {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), proc: Processor(), health: health.New(log, 0)}

@@ -1,15 +1,10 @@
-// Package config holds furrow's configuration: defaults that run
-// everything embedded, an optional YAML file on top, then Validate.
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,7 +13,6 @@ import (
 
 	"github.com/furrow-io/furrow/internal/collector"
 	"github.com/furrow-io/furrow/internal/pseudo"
-	"github.com/furrow-io/furrow/internal/wal"
 )
 
 // Config is the whole configuration of `furrow run`.
@@ -56,20 +50,6 @@ type Config struct {
 // MinMemoryLimit is the smallest memory_limit furrow accepts.
 const MinMemoryLimit = 256 << 20
 
-// LogConfig configures the embedded durable log.
-type LogConfig struct {
-	Fsync         wal.FsyncPolicy `yaml:"fsync"`
-	FsyncInterval time.Duration   `yaml:"fsync_interval"`
-	SegmentBytes  int64           `yaml:"segment_bytes"`
-	// MaxSegmentAge closes the segment being written once its first
-	// record is that old, so processed payloads leave the disk within
-	// about that time even when no more traffic comes (see
-	// wal.Options.MaxSegmentAge). 0, the default, means 1m with
-	// pseudonymization on (the log is the one place payloads are in
-	// clear) and off otherwise; see EffectiveMaxSegmentAge.
-	MaxSegmentAge time.Duration `yaml:"max_segment_age"`
-}
-
 // DefaultClearAge is log.max_segment_age with pseudonymization on.
 const DefaultClearAge = time.Minute
 
@@ -79,59 +59,6 @@ func (c *Config) EffectiveMaxSegmentAge() time.Duration {
 		return DefaultClearAge
 	}
 	return c.Log.MaxSegmentAge
-}
-
-// EnrichConfig configures the enricher.
-type EnrichConfig struct {
-	// Resolver is a Snowplow resolver-config JSON file. Without one,
-	// furrow uses its built-in protocol schemas, IgluDirs, then Iglu Central.
-	Resolver string `yaml:"resolver"`
-	// IgluDirs are static repositories on disk (each holding schemas/),
-	// searched before Iglu Central.
-	IgluDirs []string `yaml:"iglu_dirs"`
-	// Workers enrich in parallel; default half the CPUs, at least 1.
-	Workers       int            `yaml:"workers"`
-	BatchSize     int            `yaml:"batch_size"`
-	MaxJSONDepth  int            `yaml:"max_json_depth"`
-	FieldLimits   map[string]int `yaml:"field_limits"`
-	AcceptInvalid bool           `yaml:"accept_invalid"`
-}
-
-// DuckDBConfig configures the embedded warehouse.
-type DuckDBConfig struct {
-	Enabled bool   `yaml:"enabled"`
-	Path    string `yaml:"path"`   // default <data_dir>/furrow.duckdb
-	Schema  string `yaml:"schema"` // default atomic
-	// Threads DuckDB may use; default 1, leaving the other cores to the
-	// collector.
-	Threads int `yaml:"threads"`
-	// Nice is the scheduling niceness of the loading thread (Linux, 0-19):
-	// under load, collection and enrichment come first and the durable
-	// log holds the backlog; default 10.
-	Nice int `yaml:"nice"`
-}
-
-// SQLConfig bounds each query of `furrow sql`: a running furrow applies
-// its own values to the queries it answers on its socket, whatever the
-// client asks; without a running furrow, `furrow sql` applies them (or
-// its flags) to the database file it opens. Zero means no limit.
-type SQLConfig struct {
-	// Timeout interrupts a query that runs longer, writing of its result
-	// included; default 30s.
-	Timeout time.Duration `yaml:"timeout"`
-	// MaxResultBytes cuts a result whose TSV would be longer: the rows
-	// before the limit are written, then an error; default 128 MiB.
-	MaxResultBytes int64 `yaml:"max_result_bytes"`
-}
-
-// MicroConfig configures the Micro-compatible testing API.
-type MicroConfig struct {
-	// Enabled is auto (the default), true or false: see Config.MicroOn.
-	Enabled Switch `yaml:"enabled"`
-	// MaxEvents is how many good and bad events Micro keeps in memory
-	// (the counts cover all); 0, the default, leaves it to app.Memory:
-	// 10,000, fewer under a small memory_limit.
-	MaxEvents int `yaml:"max_events"`
 }
 
 // Switch is a setting that is on, off, or left to furrow (auto). In YAML
@@ -229,33 +156,15 @@ func Default() Config {
 		DataDir:      "./furrow-data",
 		LogLevel:     "info",
 		Collector:    collector.DefaultConfig(),
-		Log:          LogConfig{Fsync: wal.FsyncInterval, FsyncInterval: time.Second, SegmentBytes: 64 << 20},
-		Enrich:       EnrichConfig{BatchSize: 10000, MaxJSONDepth: 40},
-		DuckDB:       DuckDBConfig{Enabled: true, Schema: "atomic", Threads: 1, Nice: 10},
-		Micro:        MicroConfig{Enabled: Auto},
-		SQL:          SQLConfig{Timeout: 30 * time.Second, MaxResultBytes: 128 << 20},
+		Log:          DefaultLogConfig(),
+		Enrich:       DefaultEnrichConfig(),
+		DuckDB:       DefaultDuckDBConfig(),
+		Micro:        DefaultMicroConfig(),
+		SQL:          DefaultSQLConfig(),
 		Pseudonymize: pseudo.Default(),
 		DrainTimeout: 10 * time.Second,
 		MemoryLimit:  512 << 20,
 	}
-}
-
-// Load reads a YAML file over the defaults. Unknown keys are errors.
-func Load(path string) (Config, error) {
-	c := Default()
-	if path == "" {
-		return c, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return c, err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
 }
 
 // DuckDBPath is where the warehouse file lives.
@@ -266,61 +175,77 @@ func (c *Config) DuckDBPath() string {
 	return filepath.Join(c.DataDir, "furrow.duckdb")
 }
 
-// Validate reports every configuration error at once.
+// Validate reports every configuration error at once, each naming its
+// setting as the file does (duckdb.nice: ...). It reads nothing but c:
+// what needs the disk is app.Check's.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		errs = append(errs, fmt.Errorf("listen: %w", err))
-	}
+	errs = append(errs, validateAddr("listen", c.Listen, false)...)
+	errs = append(errs, validateAddr("pprof_listen", c.PprofListen, true)...)
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is required"))
-	}
-	if c.Micro.MaxEvents < 0 {
-		errs = append(errs, errors.New("micro.max_events must not be negative"))
-	}
-	if c.MemoryLimit < MinMemoryLimit {
-		errs = append(errs, fmt.Errorf("memory_limit: %s is below the minimum of %s", c.MemoryLimit, ByteSize(MinMemoryLimit)))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
 	}
-	if err := c.Collector.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := (wal.Options{Dir: "x", Fsync: c.Log.Fsync}).Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Enrich.BatchSize <= 0 {
-		errs = append(errs, errors.New("enrich.batch_size must be positive"))
-	}
-	if c.Enrich.Resolver != "" && len(c.Enrich.IgluDirs) > 0 {
-		errs = append(errs, errors.New("enrich: set either resolver or iglu_dirs, not both (add directories to the resolver config as embedded repositories)"))
-	}
-	if c.DuckDB.Threads < 0 {
-		errs = append(errs, errors.New("duckdb.threads must not be negative"))
-	}
-	if c.DuckDB.Nice < 0 || c.DuckDB.Nice > 19 {
-		errs = append(errs, errors.New("duckdb.nice must be between 0 and 19"))
-	}
-	if c.SQL.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("sql.timeout: %s is negative (0 means no limit)", c.SQL.Timeout))
-	}
-	if c.SQL.MaxResultBytes < 0 {
-		errs = append(errs, fmt.Errorf("sql.max_result_bytes: %d is negative (0 means no limit)", c.SQL.MaxResultBytes))
-	}
 	if c.DrainTimeout < 0 {
-		errs = append(errs, errors.New("drain_timeout must not be negative"))
+		errs = append(errs, fmt.Errorf("drain_timeout: %s is negative", c.DrainTimeout))
 	}
-	if c.Log.MaxSegmentAge < 0 {
-		errs = append(errs, fmt.Errorf("log.max_segment_age: %s is negative", c.Log.MaxSegmentAge))
+	if c.MemoryLimit < MinMemoryLimit {
+		errs = append(errs, fmt.Errorf("memory_limit: %s is below the minimum of %s", c.MemoryLimit, ByteSize(MinMemoryLimit)))
 	}
-	if err := c.Pseudonymize.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if !c.Micro.Enabled.valid() {
-		errs = append(errs, fmt.Errorf("micro.enabled: %q is not auto, true or false", c.Micro.Enabled))
+	for _, s := range []struct {
+		name string
+		err  error
+	}{
+		{"collector", c.Collector.Validate()},
+		{"log", c.Log.Validate()},
+		{"enrich", c.Enrich.Validate()},
+		{"duckdb", c.DuckDB.Validate()},
+		{"micro", c.Micro.Validate()},
+		{"sql", c.SQL.Validate()},
+		{"pseudonymize", c.Pseudonymize.Validate()},
+	} {
+		errs = append(errs, within(s.name, s.err)...)
 	}
 	return errors.Join(errs...)
+}
+
+// validateAddr checks a listen address: host:port, the port a number up
+// to 65535 or a service name. The host is not looked up.
+func validateAddr(name, addr string, optional bool) []error {
+	if addr == "" && optional {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return []error{fmt.Errorf("%s: %w", name, err)}
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return []error{fmt.Errorf("%s: port %q is not a port number (0-65535) or a known service", name, port)}
+	}
+	return nil
+}
+
+// within names a section's errors: each error of err (a join is taken
+// apart) that does not start with the section's name already gets
+// "name." before it. The collector names its settings itself.
+func within(name string, err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, within(name, e)...)
+		}
+		return errs
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, name+".") || strings.HasPrefix(msg, name+":") {
+		return []error{err}
+	}
+	return []error{fmt.Errorf("%s.%w", name, err)}
 }

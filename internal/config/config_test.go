@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -88,9 +89,11 @@ collector:
 
 func TestLoadErrors(t *testing.T) {
 	tests := []struct{ name, body, want string }{
-		{"unknown key", "listne: 1.2.3.4:5\n", "field listne not found"},
-		{"wrong type", "enrich:\n  workers: many\n", "cannot unmarshal"},
-		{"bad duration", "drain_timeout: soon\n", "into time.Duration"},
+		{"unknown key", "listne: 1.2.3.4:5\n", ":1: listne: unknown setting"},
+		{"unknown key in a section", "duckdb:\n  nicee: 3\n", ":2: duckdb.nicee: unknown setting"},
+		{"wrong type", "enrich:\n  workers: many\n", ":2: enrich.workers: cannot unmarshal !!str `many` into int"},
+		{"bad duration", "drain_timeout: soon\n", ":1: drain_timeout: cannot unmarshal !!str `soon` into time.Duration"},
+		{"not YAML", "listen: [\n", "did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,6 +108,90 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if c, err := Load(write(t, "")); err != nil || !reflect.DeepEqual(c, Default()) {
 		t.Errorf("an empty file: %v", err)
+	}
+}
+
+// Every setting that does not decode is reported, each with its line and
+// name, and the rest of the file is still loaded.
+func TestLoadReportsEveryDecodeError(t *testing.T) {
+	file := write(t, `listne: x
+enrich:
+  workers: many
+  batch_sise: 3
+memory_limit: lots
+micro:
+  enabled: [true]
+drain_timeout: soon
+listen: 0.0.0.0:1
+collector: {cookie: {name: sp2, expiration: never}}
+duckdb:
+  nice: 5
+`)
+	c, err := Load(file)
+	var de *DecodeError
+	if !errors.As(err, &de) {
+		t.Fatalf("error %v, want a *DecodeError", err)
+	}
+	want := []string{
+		file + ":1: listne: unknown setting",
+		file + ":3: enrich.workers: cannot unmarshal !!str `many` into int",
+		file + ":4: enrich.batch_sise: unknown setting",
+		file + `:5: memory_limit: "lots" is not a size (a number of bytes, or a number with B, KB, MB, GB, KiB, MiB or GiB)`,
+		file + ":7: micro.enabled: cannot unmarshal !!seq into string",
+		file + ":8: drain_timeout: cannot unmarshal !!str `soon` into time.Duration",
+		file + ":10: collector.cookie.expiration: cannot unmarshal !!str `never` into time.Duration",
+	}
+	var got []string
+	for _, e := range de.Errs {
+		got = append(got, e.Error())
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("errors\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err.Error() != strings.Join(want, "\n") {
+		t.Errorf("message %q", err.Error())
+	}
+	// The rest is loaded; what failed keeps its default.
+	if c.Listen != "0.0.0.0:1" || c.DuckDB.Nice != 5 || c.Collector.Cookie.Name != "sp2" || c.Enrich.Workers != 0 || c.MemoryLimit != Default().MemoryLimit {
+		t.Errorf("partial config %+v", c)
+	}
+}
+
+func TestValidateMessages(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		set  func(c *Config)
+		want string
+	}{
+		{"listen", func(c *Config) { c.Listen = "nowhere" }, "listen: address nowhere: missing port in address"},
+		{"listen port", func(c *Config) { c.Listen = "127.0.0.1:99999" }, `listen: port "99999" is not a port number (0-65535) or a known service`},
+		{"pprof_listen", func(c *Config) { c.PprofListen = "6060" }, "pprof_listen: address 6060: missing port in address"},
+		{"data_dir", func(c *Config) { c.DataDir = "" }, "data_dir is required"},
+		{"log_level", func(c *Config) { c.LogLevel = "loud" }, `log_level: "loud" is not debug, info, warn or error`},
+		{"drain_timeout", func(c *Config) { c.DrainTimeout = -time.Second }, "drain_timeout: -1s is negative"},
+		{"log.fsync", func(c *Config) { c.Log.Fsync = "sometimes" }, `log.fsync: unknown fsync policy "sometimes" (always, interval, never)`},
+		{"log.segment_bytes", func(c *Config) { c.Log.SegmentBytes = -1 }, "log.segment_bytes: -1 is negative"},
+		{"enrich.batch_size", func(c *Config) { c.Enrich.BatchSize = 0 }, "enrich.batch_size: 0 is not positive"},
+		{"enrich.workers", func(c *Config) { c.Enrich.Workers = -2 }, "enrich.workers: -2 is negative (0: half the CPUs)"},
+		{"enrich.iglu_dirs", func(c *Config) { c.Enrich.Resolver, c.Enrich.IgluDirs = "r.json", []string{"s"} }, "enrich.iglu_dirs: set either resolver or iglu_dirs, not both (add directories to the resolver config as embedded repositories)"},
+		{"enrich.field_limits name", func(c *Config) { c.Enrich.FieldLimits = map[string]int{"dvce_created_tstamp": 3} }, `enrich.field_limits: "dvce_created_tstamp" is not a string column of atomic.events`},
+		{"enrich.field_limits value", func(c *Config) { c.Enrich.FieldLimits = map[string]int{"app_id": 0} }, "enrich.field_limits.app_id: 0 is not positive"},
+		{"duckdb.nice", func(c *Config) { c.DuckDB.Nice = 25 }, "duckdb.nice: 25 is not between 0 and 19"},
+		{"duckdb.threads", func(c *Config) { c.DuckDB.Threads = -1 }, "duckdb.threads: -1 is negative (0 lets DuckDB decide)"},
+		{"micro.enabled", func(c *Config) { c.Micro.Enabled = "maybe" }, `micro.enabled: "maybe" is not auto, true or false`},
+		{"micro.max_events", func(c *Config) { c.Micro.MaxEvents = -1 }, "micro.max_events: -1 is negative (0: the default)"},
+		{"sql.timeout", func(c *Config) { c.SQL.Timeout = -time.Second }, "sql.timeout: -1s is negative (0 means no limit)"},
+		{"collector, named by itself", func(c *Config) { c.Collector.Cookie.SameSite = "x" }, `collector.cookie.same_site: "x" is not None, Lax or Strict`},
+		{"collector, section-wide", func(c *Config) { c.Collector.MaxRecordBytes = 0 }, "collector: max_record_bytes, max_payload_size and drop_payload_size must be positive"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.set(&c)
+			err := c.Validate()
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Validate: %v\nwant %s", err, tt.want)
+			}
+		})
 	}
 }
 
@@ -131,6 +218,10 @@ func TestValidateReportsEveryError(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
+	}
+	// One error per setting, one per line.
+	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 11 || strings.Count(err.Error(), "\n") != 10 {
+		t.Errorf("%d errors, want 11:\n%v", n, err)
 	}
 }
 

@@ -38,7 +38,9 @@ func ParseByteSize(s string) (ByteSize, error) {
 	return ByteSize(v * mult), nil
 }
 
-// UnmarshalYAML reads an integer or a string with a unit.
+// UnmarshalYAML reads an integer or a string with a unit. Its errors are
+// *yaml.TypeError, so that the decoder goes on and reports them with the
+// file's other errors.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	var s string
 	if err := n.Decode(&s); err != nil {
@@ -46,7 +48,7 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := ParseByteSize(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*b = v
 	return nil
