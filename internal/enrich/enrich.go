@@ -309,6 +309,7 @@ func (e *Enricher) enrichOne(ctx context.Context, raw *RawEvent, now time.Time, 
 		return
 	}
 	out.Good = append(out.Good, Good{TSV: evt.AppendTSV(make([]byte, 0, 1024)), Event: evt})
+	appendEmitted(evt, out)
 }
 
 func (e *Enricher) enrichmentPayload(evt *Event) badrows.EnrichmentPayload {
