@@ -17,3 +17,6 @@ func appendEmitted(evt *Event, out *Output) {
 		out.Good = append(out.Good, Good{TSV: x.AppendTSV(make([]byte, 0, 1024)), Event: x})
 	}
 }
+
+// Emitted returns the events steps emitted beside e so far.
+func (e *Event) Emitted() []*Event { return e.emitted }
