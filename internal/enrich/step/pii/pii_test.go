@@ -249,10 +249,10 @@ func TestTransformationJSONValidates(t *testing.T) {
 func TestEnrichJSONFields(t *testing.T) {
 	h := func(v string) string { return independent("MD5", v, "pepper123") }
 	for _, tc := range []struct {
-		name      string
-		locs      []string
-		data      string
-		want      string
+		name        string
+		locs        []string
+		data        string
+		want        string
 		wantDerived string
 	}{
 		{
@@ -286,10 +286,10 @@ func TestEnrichJSONFields(t *testing.T) {
 			want: `{"e":"v"}`,
 		},
 		{
-			name:      "derived contexts",
-			locs:      []string{jsonLoc("derived_contexts", "iglu:com.acme/x/jsonschema/1-*-*", "$.list[*].id")},
-			data:      `{"list":[{"id":"p"},{"id":"q"}]}`,
-			want:      `{"list":[{"id":"p"},{"id":"q"}]}`,
+			name:        "derived contexts",
+			locs:        []string{jsonLoc("derived_contexts", "iglu:com.acme/x/jsonschema/1-*-*", "$.list[*].id")},
+			data:        `{"list":[{"id":"p"},{"id":"q"}]}`,
+			want:        `{"list":[{"id":"p"},{"id":"q"}]}`,
 			wantDerived: `{"list":[{"id":"` + h("p") + `"},{"id":"` + h("q") + `"}]}`,
 		},
 	} {
