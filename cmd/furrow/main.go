@@ -53,6 +53,7 @@ func loadConfig(name string, args []string, stderr io.Writer) (config.Config, er
 	resolver := fs.String("iglu", "", "Iglu resolver-config JSON file")
 	var igluDirs stringList
 	fs.Var(&igluDirs, "iglu-dir", "static Iglu repository directory holding schemas/ (repeatable)")
+	enrichments := fs.String("enrichments", "", "directory of Snowplow enrichment configurations (*.json)")
 	outputTSV := fs.Bool("output-tsv", false, "also print enriched events to stdout as TSV")
 	noDuck := fs.Bool("no-duckdb", false, "do not load events into DuckDB")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
@@ -78,6 +79,9 @@ func loadConfig(name string, args []string, stderr io.Writer) (config.Config, er
 	}
 	if len(igluDirs) > 0 {
 		cfg.Enrich.IgluDirs = append(cfg.Enrich.IgluDirs, igluDirs...)
+	}
+	if *enrichments != "" {
+		cfg.Enrich.EnrichmentsDir = *enrichments
 	}
 	if *outputTSV {
 		cfg.OutputTSV = true

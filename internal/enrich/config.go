@@ -215,12 +215,10 @@ func jsonSyntaxError(b []byte) string {
 		}
 		return err.Error()
 	}
-	off := int(se.Offset)
-	if off > len(b) {
-		off = len(b)
-	}
-	line := 1 + bytes.Count(b[:off], []byte("\n"))
-	col := off - bytes.LastIndexByte(b[:off], '\n')
+	// Offset counts the bytes read, the offending one included.
+	pos := min(max(int(se.Offset)-1, 0), len(b))
+	line := 1 + bytes.Count(b[:pos], []byte("\n"))
+	col := pos - bytes.LastIndexByte(b[:pos], '\n')
 	return fmt.Sprintf("line %d, column %d: %s", line, col, se.Error())
 }
 

@@ -125,3 +125,12 @@ func orderOf(schemaName string) (int, bool) {
 	}
 	return 0, false
 }
+
+// StepNames returns the configuration schema of each step, for logs.
+func StepNames(steps []Step) []string {
+	names := make([]string, len(steps))
+	for i, s := range steps {
+		names[i] = s.ID().SchemaKey
+	}
+	return names
+}
