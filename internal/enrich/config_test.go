@@ -257,3 +257,15 @@ func read(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// LoadFile takes one file's contents, for furrow config --validate.
+func TestLoadFile(t *testing.T) {
+	steps, _, err := enrich.Loader{Deps: enrich.Deps{Resolver: builtinOnly()}}.LoadFile(context.Background(), "enrichments.json", []byte(wrapper(anon("true", "4"), piiJSON("$..email", true))))
+	if err != nil || kinds(steps) != "anon_ip,pii" {
+		t.Fatalf("steps %s, err %v", kinds(steps), err)
+	}
+	_, _, err = enrich.Loader{Deps: enrich.Deps{Resolver: builtinOnly()}}.LoadFile(context.Background(), "x.json", []byte(`[`))
+	if err == nil || !strings.Contains(err.Error(), "enrichment config x.json: not valid JSON") {
+		t.Fatalf("err = %v", err)
+	}
+}
