@@ -55,6 +55,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 // a file, and settings over it.
 type configFlags struct {
 	file, listen, dataDir, resolver, logLevel, pprof *string
+	enrichments                                      *string
 	igluDirs                                         stringList
 	outputTSV, noDuck                                *bool
 }
@@ -66,6 +67,7 @@ func addConfigFlags(fs *flag.FlagSet) *configFlags {
 	f.dataDir = fs.String("data-dir", "", "directory for the durable log and the DuckDB warehouse (default ./furrow-data)")
 	f.resolver = fs.String("iglu", "", "Iglu resolver-config JSON file")
 	fs.Var(&f.igluDirs, "iglu-dir", "static Iglu repository directory holding schemas/ (repeatable)")
+	f.enrichments = fs.String("enrichments", "", "directory of Snowplow enrichment configurations (*.json)")
 	f.outputTSV = fs.Bool("output-tsv", false, "also print enriched events to stdout as TSV")
 	f.noDuck = fs.Bool("no-duckdb", false, "do not load events into DuckDB")
 	f.logLevel = fs.String("log-level", "", "debug, info, warn or error")
@@ -92,6 +94,9 @@ func (f *configFlags) load() (config.Config, error) {
 	}
 	if len(f.igluDirs) > 0 {
 		cfg.Enrich.IgluDirs = append(cfg.Enrich.IgluDirs, f.igluDirs...)
+	}
+	if *f.enrichments != "" {
+		cfg.Enrich.EnrichmentsDir = *f.enrichments
 	}
 	if *f.outputTSV {
 		cfg.OutputTSV = true

@@ -81,3 +81,16 @@ func TestValidatePseudonymize(t *testing.T) {
 		}
 	}
 }
+
+// --validate loads the enrichment configurations as furrow run does.
+func TestValidateEnrichments(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "anon_ip.json"), []byte(`{"schema":"iglu:com.snowplowanalytics.snowplow/anon_ip/jsonschema/1-0-1","data":{"vendor":"com.snowplowanalytics.snowplow","name":"anon_ip","enabled":true,"parameters":{"anonOctets":9}}}`), 0o600)
+	f := filepath.Join(dir, "f.yaml")
+	os.WriteFile(f, []byte("enrich:\n  enrichments_dir: "+dir+"\n"), 0o600)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"config", "--validate", f}, &out, &errOut)
+	if err == nil || !strings.Contains(errOut.String()+err.Error(), "anon_ip.json") || !strings.Contains(errOut.String()+err.Error(), "anonOctets: must have a maximum value of 4") {
+		t.Fatalf("err %v, stderr %s", err, errOut.String())
+	}
+}

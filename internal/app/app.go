@@ -29,6 +29,7 @@ import (
 	"github.com/furrow-io/furrow/internal/collector"
 	"github.com/furrow-io/furrow/internal/config"
 	"github.com/furrow-io/furrow/internal/enrich"
+	_ "github.com/furrow-io/furrow/internal/enrich/step/all" // the enrichments furrow implements
 	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/iglu"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
@@ -171,9 +172,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if a.policy, err = Policy(cfg, log); err != nil {
 		return nil, err
 	}
+	var steps []enrich.Step
+	if dir := cfg.Enrich.EnrichmentsDir; dir != "" {
+		var notices []enrich.Notice
+		steps, notices, err = enrich.LoadEnrichments(ctx, dir, a.resolver)
+		for _, n := range notices {
+			log.Log(ctx, n.Level, "enrichments: "+n.Message, "file", n.Source, "schema", n.Schema)
+		}
+		if err != nil {
+			return nil, err
+		}
+		log.Info("enrichments loaded", "dir", dir, "enabled", strings.Join(enrich.StepNames(steps), ", "))
+	}
 	a.enricher, err = enrich.New(enrich.Options{
 		Resolver: a.resolver, Processor: proc, MaxJSONDepth: cfg.Enrich.MaxJSONDepth,
-		FieldLimits: cfg.Enrich.FieldLimits, AcceptInvalid: cfg.Enrich.AcceptInvalid,
+		FieldLimits: cfg.Enrich.FieldLimits, AcceptInvalid: cfg.Enrich.AcceptInvalid, Steps: steps,
 		Pseudonymize: a.policy, KeepRaw: microOn,
 	})
 	if err != nil {

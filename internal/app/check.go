@@ -1,12 +1,14 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/enrich"
 	"github.com/furrow-io/furrow/internal/iglu"
 )
 
@@ -37,6 +39,23 @@ var checks = []func(cfg *config.Config) error{
 	checkDataDir,
 	checkDuckDBPath,
 	checkPseudonymizeKey,
+	checkEnrichments,
+}
+
+// checkEnrichments loads the enrichment configurations as New does:
+// every file's errors, each validated against its schema.
+func checkEnrichments(cfg *config.Config) error {
+	if cfg.Enrich.EnrichmentsDir == "" || checkResolver(cfg) != nil || checkIgluDirs(cfg) != nil {
+		return nil // nothing to check, or the resolver's errors are reported
+	}
+	r, err := Resolver(cfg)
+	if err != nil {
+		return nil
+	}
+	if _, _, err := enrich.LoadEnrichments(context.Background(), cfg.Enrich.EnrichmentsDir, r); err != nil {
+		return fmt.Errorf("enrich.enrichments_dir: %w", err)
+	}
+	return nil
 }
 
 // checkPseudonymizeKey reads the pseudonymization key as Policy does

@@ -68,6 +68,9 @@ type EnrichConfig struct {
 	MaxJSONDepth  int            `yaml:"max_json_depth"`
 	FieldLimits   map[string]int `yaml:"field_limits"`
 	AcceptInvalid bool           `yaml:"accept_invalid"`
+	// EnrichmentsDir holds Snowplow enrichment configurations (*.json),
+	// as Snowplow Enrich's enrichments directory does.
+	EnrichmentsDir string `yaml:"enrichments_dir"`
 }
 
 // DefaultEnrichConfig is the enrich section's defaults.

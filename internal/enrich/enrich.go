@@ -333,11 +333,7 @@ func (e *Enricher) enrichOne(ctx context.Context, raw *RawEvent, now time.Time, 
 	// Last: pseudonymization, on the validated event.
 	if e.opts.Pseudonymize != nil {
 		if err := e.pseudonymize(evt); err != nil {
-			evt.finishJSON()
-			id := badrows.EnrichmentID{SchemaKey: pseudo.KeySchema, Identifier: "pseudonymization"}
-			out.Bad = append(out.Bad, badrows.EnrichmentFailures(e.opts.Processor, now,
-				[]badrows.EnrichmentMessage{{Enrichment: &id, Message: badrows.ExternalError{Error: "cannot pseudonymize " + err.Error()}}},
-				e.enrichmentPayload(evt)))
+			e.pseudonymizeFailed(evt, err, now, out)
 			return
 		}
 		e.finishPseudonymized(evt)
@@ -345,6 +341,7 @@ func (e *Enricher) enrichOne(ctx context.Context, raw *RawEvent, now time.Time, 
 		evt.finishJSON()
 	}
 	out.Good = append(out.Good, Good{TSV: evt.AppendTSV(make([]byte, 0, evt.tsvLen())), Event: evt})
+	e.appendEmitted(evt, out)
 }
 
 func (e *Enricher) enrichmentPayload(evt *Event) badrows.EnrichmentPayload {

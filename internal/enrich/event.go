@@ -21,6 +21,8 @@ type Event struct {
 	Unstruct *iglu.SelfDescribing
 
 	Raw *RawEvent
+
+	emitted []*Event // see Emit
 }
 
 // Schemas written around entities in the enriched event.

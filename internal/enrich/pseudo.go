@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/furrow-io/furrow/internal/badrows"
 	ev "github.com/furrow-io/furrow/internal/event"
@@ -59,8 +60,20 @@ func (e *Enricher) pseudonymize(evt *Event) error {
 			return fmt.Errorf("%s: %w", evt.Unstruct.Key.URI(), err)
 		}
 	}
-	evt.Raw = pseudoRaw(p, evt.Raw, e.opts.KeepRaw)
+	if evt.Raw != nil {
+		evt.Raw = pseudoRaw(p, evt.Raw, e.opts.KeepRaw)
+	}
 	return nil
+}
+
+// pseudonymizeFailed outputs an event that could not be pseudonymized as
+// an enrichment_failures bad row (which pseudonymizeBad rewrites).
+func (e *Enricher) pseudonymizeFailed(evt *Event, err error, now time.Time, out *Output) {
+	evt.finishJSON()
+	id := badrows.EnrichmentID{SchemaKey: pseudo.KeySchema, Identifier: "pseudonymization"}
+	out.Bad = append(out.Bad, badrows.EnrichmentFailures(e.opts.Processor, now,
+		[]badrows.EnrichmentMessage{{Enrichment: &id, Message: badrows.ExternalError{Error: "cannot pseudonymize " + err.Error()}}},
+		e.enrichmentPayload(evt)))
 }
 
 // finishPseudonymized renders the JSON columns of a pseudonymized event,
