@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -14,33 +15,23 @@ import (
 // ParamField tells which column tracker parameter name fills (res, vp
 // and ds fill two: the first is returned).
 func ParamField(name string) (int, bool) {
-	if i, ok := stringParams[name]; ok {
-		return i, true
-	}
-	for _, m := range []map[string]int{intParams, decimalParams, boolParams, timestampParams} {
-		if i, ok := m[name]; ok {
-			return i, true
+	i, ok := paramFields[name]
+	return i, ok
+}
+
+var paramFields = func() map[string]int {
+	m := map[string]int{"e": ev.Event, "p": ev.Platform, "ip": ev.UserIPAddress, "eid": ev.EventID,
+		"sid": ev.DomainSessionID, "tnuid": ev.NetworkUserID}
+	for _, src := range []map[string]int{stringParams, intParams, decimalParams, boolParams, timestampParams} {
+		for k, v := range src {
+			m[k] = v
 		}
 	}
-	if d, ok := dimensionParams[name]; ok {
-		return d[0], true
+	for k, d := range dimensionParams {
+		m[k] = d[0]
 	}
-	switch name {
-	case "e":
-		return ev.Event, true
-	case "p":
-		return ev.Platform, true
-	case "ip":
-		return ev.UserIPAddress, true
-	case "eid":
-		return ev.EventID, true
-	case "sid":
-		return ev.DomainSessionID, true
-	case "tnuid":
-		return ev.NetworkUserID, true
-	}
-	return 0, false
-}
+	return m
+}()
 
 // pseudonymize applies the policy to a good event, as the last step
 // before it is written: columns, entities, and the raw event Micro shows.
@@ -59,9 +50,6 @@ func (e *Enricher) pseudonymize(evt *Event) error {
 		if err := p.Entity(evt.Unstruct); err != nil {
 			return fmt.Errorf("%s: %w", evt.Unstruct.Key.URI(), err)
 		}
-	}
-	if evt.Raw != nil {
-		evt.Raw = pseudoRaw(p, evt.Raw, e.opts.KeepRaw)
 	}
 	return nil
 }
@@ -84,19 +72,29 @@ func (e *Enricher) finishPseudonymized(evt *Event) {
 	if len(evt.Derived) > 0 {
 		evt.Derived = append(evt.Derived, p.KeyEntity())
 		evt.finishJSON()
-		return
+	} else {
+		evt.finishJSON()
+		evt.F[ev.DerivedContexts] = p.KeyColumn()
 	}
-	evt.finishJSON()
-	evt.F[ev.DerivedContexts] = p.KeyColumn()
+	if evt.Raw != nil {
+		evt.Raw = pseudoRaw(p, evt, e.opts.KeepRaw)
+	}
 }
 
 // emptyPayload stands for the collector payload of a pseudonymized event
 // whose raw event is not kept; it is never written.
 var emptyPayload payload.CollectorPayload
 
-// pseudoRaw returns a rewritten copy of a raw event (with keep), or one
-// that holds nothing but its vendor and version.
-func pseudoRaw(p *pseudo.Policy, r *RawEvent, keep bool) *RawEvent {
+// pseudoRaw returns a rewritten copy of a raw event (with keep): its
+// parameters, and the collector payload's IP address, user agent,
+// referer, network user id and headers, without the query string and
+// body; or, without keep, r holding nothing but its vendor and version.
+//
+// The entity parameters (ue_pr, ue_px, co, cx) are given the event's
+// rewritten entity columns (base64url for ue_px and cx), which hold the
+// same entities: the event is good, so they all parsed and validated.
+func pseudoRaw(p *pseudo.Policy, evt *Event, keep bool) *RawEvent {
+	r := evt.Raw
 	if !keep {
 		r.Params, r.Payload = nil, &emptyPayload
 		return r
@@ -104,7 +102,20 @@ func pseudoRaw(p *pseudo.Policy, r *RawEvent, keep bool) *RawEvent {
 	out := &RawEvent{Vendor: r.Vendor, Version: r.Version, ContentType: r.ContentType}
 	out.Params = make([]Param, len(r.Params))
 	for i, prm := range r.Params {
-		out.Params[i] = Param{Name: prm.Name, Value: p.Param(prm.Name, prm.Value), Null: prm.Null}
+		v := prm.Value
+		switch prm.Name {
+		case "ue_pr":
+			v = evt.F[ev.UnstructEvent]
+		case "ue_px":
+			v = base64.RawURLEncoding.EncodeToString([]byte(evt.F[ev.UnstructEvent]))
+		case "co":
+			v = evt.F[ev.Contexts]
+		case "cx":
+			v = base64.RawURLEncoding.EncodeToString([]byte(evt.F[ev.Contexts]))
+		default:
+			v = p.Param(prm.Name, v)
+		}
+		out.Params[i] = Param{Name: prm.Name, Value: v, Null: prm.Null}
 	}
 	cp := *r.Payload
 	cp.IPAddress = p.IPAddress(cp.IPAddress)
@@ -112,8 +123,9 @@ func pseudoRaw(p *pseudo.Policy, r *RawEvent, keep bool) *RawEvent {
 	cp.RefererURI = p.RefererURI(cp.RefererURI)
 	cp.NetworkUserID = p.NetworkUserID(cp.NetworkUserID)
 	cp.Headers = p.Headers(cp.Headers)
-	cp.Querystring = p.Querystring(cp.Querystring)
-	cp.Body = p.Body(cp.Body)
+	// The event's parameters are in out.Params, rewritten; the request's
+	// query string and body (every event of a batch) are not kept.
+	cp.Querystring, cp.Body = "", ""
 	out.Payload = &cp
 	return out
 }

@@ -299,6 +299,7 @@ func BenchmarkProcess(b *testing.B) {
 	}{
 		{"pseudo=off", testEnricher(b, nil)},
 		{"pseudo=on", testEnricher(b, func(o *Options) { o.Pseudonymize = testPolicy(nil) })},
+		{"pseudo=on_micro", testEnricher(b, func(o *Options) { o.Pseudonymize, o.KeepRaw = testPolicy(nil), true })},
 		{"pseudo=on_nocache", testEnricher(b, func(o *Options) {
 			o.Pseudonymize = testPolicy(func(c *pseudo.Config) { c.CacheEntries = &zero })
 		})},
