@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	ev "github.com/furrow-io/furrow/internal/event"
+	"github.com/furrow-io/furrow/internal/iglu"
 
 	"github.com/furrow-io/furrow/internal/pseudo"
 )
@@ -96,5 +100,38 @@ func TestGoldenPseudonymized(t *testing.T) {
 				t.Errorf("output differs from %s (run with -update to accept):\n%s", golden, diff(string(want), string(got)))
 			}
 		})
+	}
+}
+
+// An entity the policy cannot rewrite fails the event: it becomes an
+// enrichment_failures bad row, pseudonymized like any other, never a
+// clear value in a good event.
+func TestUnrewritableEntityIsABadRow(t *testing.T) {
+	badSchemas := badRowSchemas(t)
+	e := testEnricher(t, func(o *Options) { o.Pseudonymize = testPolicy(nil) })
+	// Nested deeper than the rewriter goes, and past the enricher's own
+	// limit, which the test lifts.
+	e.maxDepth = 1000
+	deep := strings.Repeat(`{"a":`, 130) + `"secret@example.com"` + strings.Repeat("}", 130)
+	evt := &Event{Raw: &RawEvent{Vendor: VendorSnowplow, Version: VersionTP2, Payload: cp("/i", "", "")}}
+	evt.F[ev.Event], evt.F[ev.UserID] = "page_view", "secret@example.com"
+	k, _ := iglu.ParseSchemaKey("iglu:com.acme/deep/jsonschema/1-0-0")
+	evt.Contexts = []iglu.SelfDescribing{{Key: k, Data: []byte(deep)}}
+	err := e.pseudonymize(evt)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	var out Output
+	e.pseudonymizeFailed(evt, err, fixedNow, &out)
+	e.pseudonymizeBad(&out, 0)
+	if len(out.Bad) != 1 || len(out.Good) != 0 {
+		t.Fatalf("%d good, %d bad", len(out.Good), len(out.Bad))
+	}
+	checkBadRow(t, badSchemas, out.Bad[0])
+	if bytes.Contains(out.Bad[0], []byte("secret@example.com")) {
+		t.Fatalf("clear value in %s", out.Bad[0])
+	}
+	if !bytes.Contains(out.Bad[0], []byte("enrichment_failures")) || !bytes.Contains(out.Bad[0], []byte("cannot pseudonymize")) {
+		t.Fatalf("not the expected bad row: %s", out.Bad[0])
 	}
 }
