@@ -19,7 +19,7 @@ func (e *Enricher) appendEmitted(evt *Event, out *Output) {
 				e.pseudonymizeFailed(x, err, e.now(), out)
 				continue
 			}
-			e.finishPseudonymized(x)
+			e.finishPseudonymized(x, out)
 		} else {
 			x.finishJSON()
 		}

@@ -143,12 +143,17 @@ type Good struct {
 type Output struct {
 	Good []Good
 	Bad  [][]byte
+
+	// The collector payload last rewritten for a raw event, and its
+	// rewrite: the events of one payload share it (see pseudoRaw).
+	rawSrc, rawDst *payload.CollectorPayload
 }
 
 // Reset empties o for reuse.
 func (o *Output) Reset() {
 	o.Good = o.Good[:0]
 	o.Bad = o.Bad[:0]
+	o.rawSrc, o.rawDst = nil, nil
 }
 
 // Process enriches one raw record (a Thrift CollectorPayload) and appends
@@ -336,7 +341,7 @@ func (e *Enricher) enrichOne(ctx context.Context, raw *RawEvent, now time.Time, 
 			e.pseudonymizeFailed(evt, err, now, out)
 			return
 		}
-		e.finishPseudonymized(evt)
+		e.finishPseudonymized(evt, out)
 	} else {
 		evt.finishJSON()
 	}

@@ -67,7 +67,7 @@ func (e *Enricher) pseudonymizeFailed(evt *Event, err error, now time.Time, out 
 // finishPseudonymized renders the JSON columns of a pseudonymized event,
 // with the key's entity last in derived_contexts: a column rendered once
 // when it is the only derived entity.
-func (e *Enricher) finishPseudonymized(evt *Event) {
+func (e *Enricher) finishPseudonymized(evt *Event, out *Output) {
 	p := e.opts.Pseudonymize
 	if len(evt.Derived) > 0 {
 		evt.Derived = append(evt.Derived, p.KeyEntity())
@@ -77,7 +77,7 @@ func (e *Enricher) finishPseudonymized(evt *Event) {
 		evt.F[ev.DerivedContexts] = p.KeyColumn()
 	}
 	if evt.Raw != nil {
-		evt.Raw = pseudoRaw(p, evt, e.opts.KeepRaw)
+		evt.Raw = pseudoRaw(p, evt, e.opts.KeepRaw, out)
 	}
 }
 
@@ -93,7 +93,7 @@ var emptyPayload payload.CollectorPayload
 // The entity parameters (ue_pr, ue_px, co, cx) are given the event's
 // rewritten entity columns (base64url for ue_px and cx), which hold the
 // same entities: the event is good, so they all parsed and validated.
-func pseudoRaw(p *pseudo.Policy, evt *Event, keep bool) *RawEvent {
+func pseudoRaw(p *pseudo.Policy, evt *Event, keep bool, memo *Output) *RawEvent {
 	r := evt.Raw
 	if !keep {
 		r.Params, r.Payload = nil, &emptyPayload
@@ -117,6 +117,10 @@ func pseudoRaw(p *pseudo.Policy, evt *Event, keep bool) *RawEvent {
 		}
 		out.Params[i] = Param{Name: prm.Name, Value: v, Null: prm.Null}
 	}
+	if memo.rawSrc == r.Payload {
+		out.Payload = memo.rawDst
+		return out
+	}
 	cp := *r.Payload
 	cp.IPAddress = p.IPAddress(cp.IPAddress)
 	cp.UserAgent = p.UserAgent(cp.UserAgent)
@@ -127,6 +131,7 @@ func pseudoRaw(p *pseudo.Policy, evt *Event, keep bool) *RawEvent {
 	// query string and body (every event of a batch) are not kept.
 	cp.Querystring, cp.Body = "", ""
 	out.Payload = &cp
+	memo.rawSrc, memo.rawDst = r.Payload, &cp
 	return out
 }
 

@@ -69,6 +69,23 @@ var safeHeaders = map[string]bool{
 	"upgrade-insecure-requests": true, "timeout-access": true,
 }
 
+// isSafeHeader looks name up in safeHeaders, case-insensitively, without
+// allocating.
+func isSafeHeader(name string) bool {
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return safeHeaders[string(buf[:len(name)])]
+}
+
 // Header rewrites one "Name: value" request header: the value of a
 // header outside a short list of harmless ones (Accept*, Content-Type,
 // Content-Length, Cache-Control, Connection, Pragma, Sec-Fetch-*) is
@@ -79,7 +96,7 @@ func (p *Policy) Header(h string) string {
 	if !ok {
 		return p.h.String(h)
 	}
-	if safeHeaders[strings.ToLower(strings.TrimSpace(name))] {
+	if isSafeHeader(strings.TrimSpace(name)) {
 		return h
 	}
 	value = strings.TrimSpace(value)
