@@ -30,7 +30,8 @@ bench:
 FUZZTIME ?= 30s
 FUZZ_TARGETS = payload:FuzzUnmarshal jsonx:FuzzDecode jsonx:FuzzQuote event:FuzzSplit \
 	analytics:FuzzAppendEventJSON iglu:FuzzParseSchemaKey iglu:FuzzParseSelfDescribing \
-	enrich:FuzzParseQuery enrich:FuzzProcess enrich:FuzzExplodeURI wal:FuzzReadDamaged
+	enrich:FuzzParseQuery enrich:FuzzProcess enrich:FuzzExplodeURI wal:FuzzReadDamaged \
+	pseudo:FuzzEntity pseudo:FuzzParsePath pseudo:FuzzBadRow enrich/step/pii:FuzzParsePath config:FuzzExpandString
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \

@@ -460,3 +460,26 @@ func TestKeyEntityValidates(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBadRow: rewriting any input as a bad row never panics, and what it
+// accepts comes out as valid JSON.
+func FuzzBadRow(f *testing.F) {
+	for _, s := range []string{
+		`{"schema":"iglu:com.snowplowanalytics.snowplow.badrows/size_violation/jsonschema/1-0-0","data":{"payload":"uid=a@b"}}`,
+		`{"schema":"x","data":{"payload":{"querystring":[{"name":"uid","value":"a"}],"headers":["Cookie: x"],"body":"{}"},"failure":{"messages":[{"field":"uid","value":"a","json":{"x":1}}]}}}`,
+		`{"data":{"payload":{"raw":{"parameters":[{"name":"co","value":"{\"schema\":\"iglu:a/b/jsonschema/1-0-0\",\"data\":{}}"}]},"enriched":{"user_id":"u","contexts":"x","geo_latitude":1.5}}}}`,
+		`{"data":[]}`, `[]`, `{`,
+	} {
+		f.Add(s)
+	}
+	p := testPolicy(f, nil)
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := p.BadRow([]byte(in))
+		if err != nil {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("%q gave invalid JSON %q", in, out)
+		}
+	})
+}
