@@ -558,7 +558,7 @@ func Policy(cfg config.Config, log *slog.Logger) (*pseudo.Policy, error) {
 		return nil, err
 	}
 	p := pseudo.New(cfg.Pseudonymize, key)
-	p.SetParams(enrich.ParamField)
+	p.SetParams(enrich.ParamFields())
 	return p, nil
 }
 

@@ -19,6 +19,10 @@ func ParamField(name string) (int, bool) {
 	return i, ok
 }
 
+// ParamFields is every tracker parameter's column, for
+// pseudo.Policy.SetParams; the map is shared: do not change it.
+func ParamFields() map[string]int { return paramFields }
+
 var paramFields = func() map[string]int {
 	m := map[string]int{"e": ev.Event, "p": ev.Platform, "ip": ev.UserIPAddress, "eid": ev.EventID,
 		"sid": ev.DomainSessionID, "tnuid": ev.NetworkUserID}

@@ -30,7 +30,7 @@ func testPolicy(mod func(*pseudo.Config)) *pseudo.Policy {
 		panic(err)
 	}
 	p := pseudo.New(c, testKey)
-	p.SetParams(ParamField)
+	p.SetParams(ParamFields())
 	return p
 }
 

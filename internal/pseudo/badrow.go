@@ -215,10 +215,8 @@ func (p *Policy) atomicMessage(s string) string {
 	if j, ok := ev.Index(name); ok && p.keep[j] {
 		return s
 	}
-	if p.params != nil {
-		if j, ok := p.params(name); ok && p.keep[j] {
-			return s
-		}
+	if p.params[name] == paramKeep {
+		return s
 	}
 	return s[:i+3] + p.h.String(s[i+3:])
 }

@@ -17,7 +17,10 @@ type Policy struct {
 	// keyEntity is the io.furrow/pseudonymization entity's data.
 	keyEntity []byte
 	keyColumn string
-	params    ParamMap
+	params    map[string]paramAction // by tracker parameter name
+	// headers caches rewritten header lines (they repeat whole: the same
+	// browser sends the same User-Agent and Host).
+	headerCache *cache
 }
 
 type urlPart uint8
@@ -41,6 +44,9 @@ func New(c Config, key []byte) *Policy {
 		entries = *c.CacheEntries
 	}
 	p := &Policy{h: NewHasher(key, entries)}
+	if entries > 0 {
+		p.headerCache = newCache(max(entries/8, 1))
+	}
 	allow := c.Allow
 	if allow == nil {
 		allow = DefaultAllow
@@ -144,37 +150,32 @@ func (p *Policy) Keeps(i int) bool { return p.keep[i] }
 // The JSON columns are left to Entity.
 func (p *Policy) Fields(f *[ev.NumFields]string) {
 	for i := range f {
-		v := f[i]
-		if v == "" || p.keep[i] {
-			continue
-		}
-		switch ev.Fields[i].Type {
-		case ev.JSON:
-			continue
-		case ev.String:
-		default:
-			f[i] = ""
-			continue
-		}
-		switch p.url[i] {
-		case notURL:
-			f[i] = p.h.String(v)
-		case wholeURL:
-			f[i] = p.URL(v)
-		case queryPart:
-			f[i] = p.query(v)
-		case fragmentPart:
-			f[i] = p.h.String(v)
+		if f[i] != "" && !p.keep[i] && ev.Fields[i].Type != ev.JSON {
+			f[i] = p.field(i, f[i])
 		}
 	}
 }
 
-// Field returns column i's value as Fields would write it.
+// Field returns column i's value v as Fields would write it.
 func (p *Policy) Field(i int, v string) string {
-	var f [ev.NumFields]string
-	f[i] = v
-	p.Fields(&f)
-	return f[i]
+	if v == "" || p.keep[i] || ev.Fields[i].Type == ev.JSON {
+		return v
+	}
+	return p.field(i, v)
+}
+
+// field rewrites v, a value of column i that is not allowed.
+func (p *Policy) field(i int, v string) string {
+	if ev.Fields[i].Type != ev.String {
+		return ""
+	}
+	switch p.url[i] {
+	case wholeURL:
+		return p.URL(v)
+	case queryPart:
+		return p.query(v)
+	}
+	return p.h.String(v)
 }
 
 // URL keeps scheme, host, port and path of u, and pseudonymizes any

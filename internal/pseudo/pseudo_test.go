@@ -346,15 +346,7 @@ func TestKeyID(t *testing.T) {
 func TestParamsAndHeaders(t *testing.T) {
 	ps := func(v string) string { return ref(testKey, v) }
 	p := testPolicy(t, nil)
-	p.SetParams(func(name string) (int, bool) {
-		switch name {
-		case "aid":
-			return ev.AppID, true
-		case "uid":
-			return ev.UserID, true
-		}
-		return 0, false
-	})
+	p.SetParams(map[string]int{"aid": ev.AppID, "uid": ev.UserID})
 	for _, tc := range []struct{ name, in, want string }{
 		{"aid", "shop", "shop"},
 		{"uid", "alice@example.com", ps("alice@example.com")},

@@ -11,13 +11,30 @@ import (
 	"github.com/furrow-io/furrow/internal/jsonx"
 )
 
-// ParamMap tells which enriched column a tracker parameter fills.
-type ParamMap func(name string) (field int, ok bool)
-
 // SetParams tells the policy how tracker parameters map to columns (the
-// enricher's mapping); without it, every parameter value is
-// pseudonymized.
-func (p *Policy) SetParams(m ParamMap) { p.params = m }
+// enricher's mapping, name to column); without it, every parameter value
+// is pseudonymized. Call it before the policy is used.
+func (p *Policy) SetParams(fields map[string]int) {
+	p.params = make(map[string]paramAction, len(fields))
+	for name, i := range fields {
+		switch {
+		case p.keep[i]:
+			p.params[name] = paramKeep
+		case p.url[i] == wholeURL:
+			p.params[name] = paramURL
+		default:
+			p.params[name] = paramHash
+		}
+	}
+}
+
+type paramAction uint8
+
+const (
+	paramHash paramAction = iota
+	paramKeep
+	paramURL
+)
 
 // Param rewrites the value of tracker parameter name as the column it
 // fills is rewritten: kept if that column is allowed, its pseudonym
@@ -48,15 +65,11 @@ func (p *Policy) Param(name, value string) string {
 		}
 		return p.h.String(value)
 	}
-	if p.params != nil {
-		if i, ok := p.params(name); ok {
-			if p.keep[i] {
-				return value
-			}
-			if p.url[i] == wholeURL {
-				return p.URL(value)
-			}
-		}
+	switch p.params[name] {
+	case paramKeep:
+		return value
+	case paramURL:
+		return p.URL(value)
 	}
 	return p.h.String(value)
 }
@@ -92,6 +105,18 @@ func isSafeHeader(name string) bool {
 // pseudonymized whole. Cookie, Authorization, X-Forwarded-For, Forwarded,
 // User-Agent, Referer, Origin, Host and any custom header are.
 func (p *Policy) Header(h string) string {
+	if p.headerCache != nil {
+		if out, ok := p.headerCache.get(h); ok {
+			return out
+		}
+		out := p.header(h)
+		p.headerCache.put(h, out)
+		return out
+	}
+	return p.header(h)
+}
+
+func (p *Policy) header(h string) string {
 	name, value, ok := strings.Cut(h, ":")
 	if !ok {
 		return p.h.String(h)

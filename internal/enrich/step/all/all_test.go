@@ -140,7 +140,7 @@ func TestEmittedEventsArePseudonymized(t *testing.T) {
 	pc := pseudo.Default()
 	pc.Enabled, pc.KeyEnv = true, "X"
 	policy := pseudo.New(pc, []byte("an all_test pseudonymization key!"))
-	policy.SetParams(enrich.ParamField)
+	policy.SetParams(enrich.ParamFields())
 	e, err := enrich.New(enrich.Options{Resolver: resolver, Processor: badrows.Processor{Artifact: "furrow", Version: "0.0.0-test"},
 		Steps: steps, Now: func() time.Time { return fixedNow }, Pseudonymize: policy, KeepRaw: true})
 	if err != nil {
