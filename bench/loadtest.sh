@@ -119,10 +119,15 @@ head -c 32 /dev/urandom | base64 > "$work/pseudo.key"; chmod 600 "$work/pseudo.k
 cp "$work/furrow.yaml" "$work/furrow-off.yaml"
 cp "$work/furrow.yaml" "$work/furrow-on.yaml"
 printf 'pseudonymize:\n  enabled: true\n  key_file: %s\n' "$work/pseudo.key" >> "$work/furrow-on.yaml"
+# A comma-separated list runs the modes in that order (on,off to check
+# that the order does not decide the ratio).
 case "${PSEUDONYMIZE:-off}" in
-  off) modes=(off) ;; on) modes=(on) ;; both) modes=(off on) ;;
-  *) echo "PSEUDONYMIZE must be off, on or both" >&2; exit 2 ;;
+  both) modes=(off on) ;;
+  *) IFS=, read -r -a modes <<< "${PSEUDONYMIZE:-off}" ;;
 esac
+for m in "${modes[@]}"; do
+  [ "$m" = on ] || [ "$m" = off ] || { echo "PSEUDONYMIZE must be off, on, both, or a list such as on,off" >&2; exit 2; }
+done
 declare -A E2E_BY
 for mode in "${modes[@]}"; do
   cp "$work/furrow-$mode.yaml" "$work/furrow.yaml"
@@ -147,7 +152,7 @@ awk -v a="$FURROW_GET_RPS" -v b="$BARE_GET_RPS" -v c="$FURROW_POST_RPS" -v d="$B
   'BEGIN {printf "furrow/bare requests/s: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
 awk -v a="$FURROW_GET_E2E" -v b="$BARE_GET_RPS" -v c="$FURROW_POST_E2E" -v d="$BARE_POST_RPS" \
   'BEGIN {printf "furrow end to end (requests fully loaded per second) / bare requests/s: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
-if [ "${PSEUDONYMIZE:-off}" = both ]; then
+if [ -n "${E2E_BY[get-on]:-}" ] && [ -n "${E2E_BY[get-off]:-}" ]; then
   awk -v a="${E2E_BY[get-on]}" -v b="${E2E_BY[get-off]}" -v c="${E2E_BY[post-on]}" -v d="${E2E_BY[post-off]}" \
     'BEGIN {printf "pseudonymized / not, end to end: GET %.0f%%, POST %.0f%%\n", 100 * a / b, 100 * c / d}'
 fi
