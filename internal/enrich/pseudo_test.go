@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,21 +83,7 @@ func TestGoldenPseudonymized(t *testing.T) {
 					t.Errorf("clear value %q in the output:\n%s", v, got)
 				}
 			}
-			golden := filepath.Join("testdata", "pseudonymized", tc.name+".golden")
-			if *update {
-				os.MkdirAll(filepath.Dir(golden), 0o755)
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("output differs from %s (run with -update to accept):\n%s", golden, diff(string(want), string(got)))
-			}
+			checkGolden(t, filepath.Join("testdata", "pseudonymized", tc.name+".golden"), got)
 		})
 	}
 }
