@@ -94,3 +94,19 @@ func TestValidateEnrichments(t *testing.T) {
 		t.Fatalf("err %v, stderr %s", err, errOut.String())
 	}
 }
+
+// furrow config prints where the key is, never the key.
+func TestConfigNeverPrintsKey(t *testing.T) {
+	dir := t.TempDir()
+	key := "a key that must never be printed, 40 bytes"
+	t.Setenv("FURROW_TEST_PSEUDO_KEY", key)
+	f := filepath.Join(dir, "f.yaml")
+	os.WriteFile(f, []byte("pseudonymize:\n  enabled: true\n  key_env: FURROW_TEST_PSEUDO_KEY\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"config", "--config", f}, &out, &errOut); err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	if strings.Contains(out.String()+errOut.String(), key) || !strings.Contains(out.String(), "key_env: FURROW_TEST_PSEUDO_KEY") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}
