@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/testutil"
 )
 
 const resolverConfig = `{"schema": "iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/1-0-1",
@@ -125,12 +127,16 @@ func TestNewChecksFirst(t *testing.T) {
 	}
 }
 
+// A directory furrow cannot write in: mode 0500, or for root, who may
+// write in any directory, a read-only tmpfs.
 func TestCheckUnwritable(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root may write in any directory: the check cannot fail")
-	}
 	ro := filepath.Join(t.TempDir(), "ro")
-	if err := os.Mkdir(ro, 0o500); err != nil {
+	if os.Geteuid() == 0 {
+		ro = testutil.Tmpfs(t, 1<<20)
+		if out, err := exec.Command("mount", "-o", "remount,ro", ro).CombinedOutput(); err != nil {
+			t.Fatalf("remount read-only: %v: %s", err, out)
+		}
+	} else if err := os.Mkdir(ro, 0o500); err != nil {
 		t.Fatal(err)
 	}
 	c := config.Default()
