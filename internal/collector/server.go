@@ -125,6 +125,9 @@ func refuse(ctx *fasthttp.RequestCtx, writeTimeout time.Duration) {
 	if conn.CloseWrite() != nil {
 		return
 	}
+	// The linger deadline first: a shutdown's deadline (below) must not
+	// be overwritten by it.
+	conn.SetReadDeadline(time.Now().Add(refuseLinger))
 	finished := make(chan struct{})
 	defer close(finished)
 	if stop := ctx.Done(); stop != nil {
@@ -136,7 +139,6 @@ func refuse(ctx *fasthttp.RequestCtx, writeTimeout time.Duration) {
 			}
 		}()
 	}
-	conn.SetReadDeadline(time.Now().Add(refuseLinger))
 	io.CopyN(io.Discard, conn, maxDrain)
 }
 
