@@ -170,6 +170,14 @@ error, one a line, and exits 1. FILE is the same as --config FILE.`)
 	}
 	fileErr, checkErr := checkConfig(cfg, err)
 	lines := configErrors(*f.file, fileErr, checkErr)
+	// Warnings do not fail the check: furrow run logs them and starts.
+	if cfg.Pseudonymize.Enabled && cfg.Pseudonymize.KeyFile != "" {
+		if _, warnings, _ := cfg.Pseudonymize.LoadKey(); len(warnings) > 0 {
+			for _, w := range warnings {
+				fmt.Fprintf(stderr, "%s: warning: %s\n", name, w)
+			}
+		}
+	}
 	if len(lines) == 0 {
 		fmt.Fprintf(stdout, "%s: ok\n", name)
 		return nil

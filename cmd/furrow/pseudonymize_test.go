@@ -110,3 +110,20 @@ func TestConfigNeverPrintsKey(t *testing.T) {
 		t.Fatalf("output:\n%s", out.String())
 	}
 }
+
+// --validate warns about a key file others can read, and still passes.
+func TestValidateWarnsReadableKey(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte(strings.Repeat("k", 32)), 0o644)
+	os.Chmod(key, 0o644)
+	f := filepath.Join(dir, "f.yaml")
+	os.WriteFile(f, []byte("pseudonymize:\n  enabled: true\n  key_file: "+key+"\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"config", "--validate", f}, &out, &errOut); err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "warning: pseudonymize.key_file: "+key+" has mode 0644: every user can read the key") || !strings.Contains(out.String(), ": ok") {
+		t.Fatalf("stdout %q stderr %q", out.String(), errOut.String())
+	}
+}
