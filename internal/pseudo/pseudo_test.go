@@ -5,15 +5,19 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/furrow-io/furrow/internal/badrows"
 	ev "github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/iglu"
+	"github.com/furrow-io/furrow/internal/testutil"
 )
 
 var testKey = []byte("furrow-test-key-0123456789abcdef")
@@ -474,4 +478,36 @@ func FuzzBadRow(f *testing.F) {
 			t.Fatalf("%q gave invalid JSON %q", in, out)
 		}
 	})
+}
+
+// The bad rows the collector and the log write (size violations, damage
+// reports) and undecodable payloads carry raw text: it is pseudonymized
+// whole, and the rows still validate against Iglu Central's schemas.
+func TestBadRowOpaquePayloads(t *testing.T) {
+	validate := testutil.BadRowValidator(t, "../../testdata/iglu-central")
+	p := testPolicy(t, nil)
+	proc := badrows.Processor{Artifact: "furrow", Version: "0.0.0-test"}
+	raw := "GET /i?uid=alice%40example.com&ip=203.0.113.9 HTTP/1.1"
+	for _, row := range [][]byte{
+		badrows.SizeViolation(proc, time.Now(), 1000, 2000, "too big", raw),
+		badrows.GenericError(proc, time.Now(), []string{"log damage at offset 4096"}, base64.StdEncoding.EncodeToString([]byte(raw))),
+		badrows.CPFormatViolation(proc, time.Now(), badrows.CPFormatMessage{Error: "not thrift"}, base64.StdEncoding.EncodeToString([]byte(raw))),
+	} {
+		out, err := p.BadRow(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		validate(out)
+		if bytes.Contains(out, []byte("alice")) || bytes.Contains(out, []byte(base64.StdEncoding.EncodeToString([]byte(raw))[:20])) {
+			t.Errorf("clear payload in %s", out)
+		}
+		var doc struct {
+			Data struct {
+				Payload string `json:"payload"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(out, &doc); err != nil || len(doc.Data.Payload) != Size {
+			t.Errorf("payload %q is not a pseudonym (%v)", doc.Data.Payload, err)
+		}
+	}
 }
