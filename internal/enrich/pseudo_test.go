@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	ev "github.com/furrow-io/furrow/internal/event"
@@ -119,4 +120,47 @@ func TestUnrewritableEntityIsABadRow(t *testing.T) {
 	if !bytes.Contains(out.Bad[0], []byte("enrichment_failures")) || !bytes.Contains(out.Bad[0], []byte("cannot pseudonymize")) {
 		t.Fatalf("not the expected bad row: %s", out.Bad[0])
 	}
+}
+
+// One policy serves every worker: run it from several goroutines (under
+// -race in make test) and check they all agree.
+func TestPseudonymizeConcurrently(t *testing.T) {
+	small := 8 // a small cache, so that slots are replaced under contention
+	e := testEnricher(t, func(o *Options) {
+		o.Pseudonymize = testPolicy(func(c *pseudo.Config) { c.CacheEntries = &small })
+		o.KeepRaw = true
+		o.NewUUID = func() string { return "00000000-0000-4000-8000-000000000001" }
+	})
+	var recs [][]byte
+	for _, tc := range cases() {
+		if tc.record != nil {
+			recs = append(recs, tc.record)
+		} else {
+			recs = append(recs, tc.p.Marshal())
+		}
+	}
+	want := make([]string, len(recs))
+	for i, r := range recs {
+		var out Output
+		e.Process(context.Background(), r, &out)
+		want[i] = string(render(&out))
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 20; n++ {
+				for i, r := range recs {
+					var out Output
+					e.Process(context.Background(), r, &out)
+					if got := string(render(&out)); got != want[i] {
+						t.Errorf("record %d differs when run concurrently", i)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
