@@ -1,0 +1,276 @@
+package loader
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/furrow-io/furrow/internal/health"
+	"github.com/furrow-io/furrow/internal/wal"
+)
+
+// The enriched log holds both outputs of the enricher, each record
+// tagged by its first byte: a good event's TSV line, or a bad row.
+const (
+	KindGood byte = 'G'
+	KindBad  byte = 'B'
+)
+
+// GoodRecord and BadRecord build enriched log records.
+func GoodRecord(tsv []byte) []byte { return append([]byte{KindGood}, tsv...) }
+func BadRecord(row []byte) []byte  { return append([]byte{KindBad}, row...) }
+
+// Runner feeds one destination from the enriched log, as the named
+// reader "dest-<Name>": each destination reads at its own pace, so one
+// that is down, slow or refusing holds back only itself, and what it has
+// not loaded waits on disk (the log keeps segments until every reader has
+// passed them).
+//
+// Run reads up to MaxRecords records (about MaxBytes), waiting up to
+// MaxDelay after the first for a fuller batch, loads them as one Batch,
+// and only then commits the reader's position. A batch that ends at or
+// before the destination's own Position is skipped: the destination
+// stored it before a crash that the reader's position did not see.
+//
+// A load that fails with a retryable error is retried, MaxRetryDelay
+// apart at most, with the destination reported unhealthy; it catches up
+// once it comes back. Any other error is permanent: Run reports it and
+// returns it, to stop furrow loudly.
+type Runner struct {
+	Name   string
+	Loader Loader
+	Log    *wal.Log
+
+	MaxRecords    int           // default 10,000
+	MaxBytes      int           // default 8 MiB
+	MaxDelay      time.Duration // default 200ms
+	RetryDelay    time.Duration // first retry; default 100ms
+	MaxRetryDelay time.Duration // default 5s
+
+	Health   *health.Component
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+
+	m *runnerMetrics
+}
+
+// metrics per destination, labelled by its name.
+type runnerMetrics struct {
+	rows, bad, retries *prometheus.CounterVec
+	lastLoad           *prometheus.GaugeVec
+}
+
+// metricsByRegistry holds one set of metrics per registry, shared by the
+// destinations registered in it (each its own label value).
+var (
+	metricsMu         sync.Mutex
+	metricsByRegistry = map[prometheus.Registerer]*runnerMetrics{}
+)
+
+func metricsFor(reg prometheus.Registerer) (*runnerMetrics, error) {
+	metricsMu.Lock()
+	defer metricsMu.Unlock()
+	if m := metricsByRegistry[reg]; m != nil {
+		return m, nil
+	}
+	m := newRunnerMetrics()
+	if reg != nil {
+		if err := m.register(reg); err != nil {
+			return nil, err
+		}
+	}
+	metricsByRegistry[reg] = m
+	return m, nil
+}
+
+func newRunnerMetrics() *runnerMetrics {
+	return &runnerMetrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "furrow_destination_rows_loaded_total",
+			Help: "Enriched events a destination loaded."}, []string{"destination"}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "furrow_destination_bad_rows_loaded_total",
+			Help: "Bad rows a destination loaded (its own loader_parsing_error rows not included)."}, []string{"destination"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "furrow_destination_retries_total",
+			Help: "Loads retried after a retryable error."}, []string{"destination"}),
+		lastLoad: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "furrow_destination_last_load_timestamp_seconds",
+			Help: "When a destination last loaded a batch (Unix time)."}, []string{"destination"}),
+	}
+}
+
+func (m *runnerMetrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.rows, m.bad, m.retries, m.lastLoad} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) defaults() {
+	if r.MaxRecords <= 0 {
+		r.MaxRecords = 10000
+	}
+	if r.MaxBytes <= 0 {
+		r.MaxBytes = 8 << 20
+	}
+	if r.MaxDelay <= 0 {
+		r.MaxDelay = 200 * time.Millisecond
+	}
+	if r.RetryDelay <= 0 {
+		r.RetryDelay = 100 * time.Millisecond
+	}
+	if r.MaxRetryDelay <= 0 {
+		r.MaxRetryDelay = 5 * time.Second
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	r.Logger = r.Logger.With("destination", r.Name)
+}
+
+// ReaderName is the enriched log reader of destination name.
+func ReaderName(name string) string { return "dest-" + name }
+
+// Run loads until ctx is done (then it returns nil; what was read and not
+// committed is read again at the next start) or a permanent error.
+func (r *Runner) Run(ctx context.Context) error {
+	r.defaults()
+	m, err := metricsFor(r.Registry)
+	if err != nil {
+		return err
+	}
+	r.m = m
+	if r.Registry != nil {
+		log, name := r.Log, ReaderName(r.Name)
+		backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "furrow_destination_backlog_bytes",
+			Help: "Bytes of the enriched log a destination has not loaded yet.", ConstLabels: prometheus.Labels{"destination": r.Name}},
+			func() float64 { return float64(log.Lag(name)) })
+		if err := r.Registry.Register(backlog); err != nil {
+			return err
+		}
+		defer r.Registry.Unregister(backlog)
+	}
+	rd, err := r.Log.Reader(ReaderName(r.Name))
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	var stored int64
+	if err := r.retry(ctx, func() (err error) { stored, err = r.Loader.Position(ctx); return err }); err != nil {
+		return r.stop(ctx, err)
+	}
+	for {
+		b, err := r.read(ctx, rd, stored)
+		if err != nil {
+			return r.stop(ctx, err)
+		}
+		if b.End > stored {
+			if err := r.retry(ctx, func() error { return r.Loader.Load(ctx, b) }); err != nil {
+				return r.stop(ctx, err)
+			}
+			stored = b.End
+			m.rows.WithLabelValues(r.Name).Add(float64(len(b.Good)))
+			m.bad.WithLabelValues(r.Name).Add(float64(len(b.Bad)))
+			m.lastLoad.WithLabelValues(r.Name).SetToCurrentTime()
+		}
+		if err := rd.Commit(b.End); err != nil {
+			return r.stop(ctx, fmt.Errorf("committing the enriched log position: %w", err))
+		}
+		if r.Health != nil {
+			r.Health.OK()
+		}
+	}
+}
+
+// stop turns ctx's end into a clean return and reports anything else.
+func (r *Runner) stop(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	r.Logger.Error("destination stopped", "err", err)
+	if r.Health != nil {
+		r.Health.Stop(err)
+	}
+	return fmt.Errorf("destination %s: %w", r.Name, err)
+}
+
+// read returns the next batch: at least one record, then more for up to
+// MaxDelay while the batch is not full. Records that end at or before
+// stored, which the destination holds already, are left out of it (its
+// End still covers them, so that they are committed).
+func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64) (Batch, error) {
+	var b Batch
+	b.Start = -1
+	add := func(recs []wal.Record) {
+		for _, rec := range recs {
+			b.End = rec.Next
+			if rec.Next <= stored || len(rec.Data) == 0 {
+				continue
+			}
+			if b.Start < 0 {
+				b.Start = rec.Offset
+			}
+			data := append([]byte(nil), rec.Data[1:]...) // Data is reused by the next Read
+			switch rec.Data[0] {
+			case KindGood:
+				b.Good = append(b.Good, data)
+			default:
+				b.Bad = append(b.Bad, data)
+			}
+		}
+	}
+	recs, err := rd.Read(ctx, r.MaxRecords, r.MaxBytes)
+	if err != nil {
+		return b, err
+	}
+	size := 0
+	for _, rec := range recs {
+		size += len(rec.Data)
+	}
+	add(recs)
+	deadline, cancel := context.WithTimeout(ctx, r.MaxDelay)
+	defer cancel()
+	for len(b.Good)+len(b.Bad) < r.MaxRecords && size < r.MaxBytes {
+		recs, err := rd.Read(deadline, r.MaxRecords-len(b.Good)-len(b.Bad), r.MaxBytes-size)
+		if err != nil {
+			if deadline.Err() != nil && ctx.Err() == nil {
+				break // MaxDelay passed: load what there is
+			}
+			return b, err
+		}
+		for _, rec := range recs {
+			size += len(rec.Data)
+		}
+		add(recs)
+	}
+	if b.Start < 0 {
+		b.Start = b.End
+	}
+	return b, nil
+}
+
+// retry runs f until it succeeds, fails permanently or ctx is done.
+func (r *Runner) retry(ctx context.Context, f func() error) error {
+	delay := r.RetryDelay
+	for {
+		err := f()
+		if err == nil || !IsRetryable(err) {
+			return err
+		}
+		r.m.retries.WithLabelValues(r.Name).Inc()
+		if r.Health != nil {
+			r.Health.Fail(err)
+		} else {
+			r.Logger.Warn("destination failing; retrying", "err", err, "in", delay)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, r.MaxRetryDelay)
+	}
+}
