@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/furrow-io/furrow/internal/config"
@@ -83,6 +84,14 @@ the AWS steps between them as comments. Nothing is run.`)
 	}
 	if d.ObjectSettings() == nil {
 		return fmt.Errorf("destination %q is of type %s: Snowflake loads the objects of a files or s3 destination", d.Name, d.Type)
+	}
+	// PUT takes an absolute file:// path.
+	if d.Files != nil && !filepath.IsAbs(d.Files.Path) {
+		abs, err := filepath.Abs(d.Files.Path)
+		if err != nil {
+			return fmt.Errorf("destination %q: path %s: %w", d.Name, d.Files.Path, err)
+		}
+		d.Files.Path = abs
 	}
 	n := snowflake.DefaultNames(d.Name)
 	for _, o := range []struct {

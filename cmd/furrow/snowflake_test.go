@@ -35,6 +35,9 @@ destinations:
   - name: dir
     type: files
     path: /srv/furrow
+  - name: rel
+    type: files
+    path: relative/dir
 `
 
 func TestSnowflakeSQL(t *testing.T) {
@@ -49,8 +52,9 @@ func TestSnowflakeSQL(t *testing.T) {
 	}{
 		{"s3", []string{"sql", "--config", file, "--destination", "lake"}, "", `CREATE PIPE IF NOT EXISTS "SNOWPLOW"."ATOMIC"."EVENTS_PIPE"`},
 		{"files", []string{"sql", "--config", file, "--destination", "dir"}, "", `CREATE STAGE IF NOT EXISTS "SNOWPLOW"."ATOMIC"."FURROW_DIR";`},
+		{"relative path", []string{"sql", "--config", file, "--destination", "rel"}, "", "PUT 'file://" + filepath.Join(cwd(t), "relative/dir") + "/good/<partition>/*'"},
 		{"names", []string{"sql", "--config", file, "--destination", "lake", "--database", "raw", "--schema", "snowplow", "--role-arn", "arn:aws:iam::1:role/r"}, "", `STORAGE_AWS_ROLE_ARN = 'arn:aws:iam::1:role/r'`},
-		{"missing destination", []string{"sql", "--config", file, "--destination", "nope"}, `no destination "nope" in ` + file + `; it has: warehouse (duckdb), pg (postgres), lake (s3), dir (files)`, ""},
+		{"missing destination", []string{"sql", "--config", file, "--destination", "nope"}, `no destination "nope" in ` + file + `; it has: warehouse (duckdb), pg (postgres), lake (s3), dir (files), rel (files)`, ""},
 		{"postgres", []string{"sql", "--config", file, "--destination", "pg"}, `destination "pg" is of type postgres: Snowflake loads the objects of a files or s3 destination`, ""},
 		{"duckdb", []string{"sql", "--config", file, "--destination", "warehouse"}, `destination "warehouse" is of type duckdb`, ""},
 		{"default configuration", []string{"sql", "--destination", "duckdb"}, `destination "duckdb" is of type duckdb`, ""},
@@ -107,4 +111,13 @@ func TestConfigRedactsDestinationSecrets(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `destinations[1] (name "pg").dsn: is neither a postgres:// URL nor a key=value connection string`) || strings.Contains(err.Error(), "pa55w0rd-x") {
 		t.Errorf("error %v", err)
 	}
+}
+
+func cwd(t *testing.T) string {
+	t.Helper()
+	d, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -546,6 +546,7 @@ func (c *Config) validateDestinations() []error {
 	}
 	names := map[string]int{}
 	paths := map[string]int{}
+	var places []objectPlace
 	firstDuck := true
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
@@ -572,8 +573,49 @@ func (c *Config) validateDestinations() []error {
 			}
 			firstDuck = false
 		}
+		if p, ok := d.place(); ok {
+			for _, q := range places {
+				if q.store == p.store && overlaps(q.path, p.path) {
+					errs = append(errs, fmt.Errorf("%s: writes where %s does (%s and %s): object destinations need places apart, neither inside the other", label, c.Destinations[q.i].label(q.i), p.where, q.where))
+					break
+				}
+			}
+			p.i = i
+			places = append(places, p)
+		}
 	}
 	return errs
+}
+
+// objectPlace is where an object destination writes: a store (a local
+// directory tree, or a bucket of an endpoint) and a path in it, compared
+// by segments.
+type objectPlace struct {
+	store, path string
+	where       string // for the error
+	i           int
+}
+
+// place is where a files or s3 destination writes. A files path is
+// compared cleaned, as written: a relative path and an absolute one are
+// not resolved against each other.
+func (d *Destination) place() (objectPlace, bool) {
+	switch {
+	case d.Files != nil && d.Files.Path != "":
+		p := filepath.ToSlash(filepath.Clean(d.Files.Path))
+		store := "relative"
+		if strings.HasPrefix(p, "/") {
+			store = "absolute"
+		}
+		return objectPlace{store: store, path: strings.Trim(p, "/"), where: "directory " + p}, true
+	case d.S3 != nil && d.S3.Bucket != "":
+		where := "s3://" + d.S3.Bucket + "/" + strings.Trim(d.S3.Prefix, "/")
+		if d.S3.Endpoint != "" {
+			where += " at " + d.S3.Endpoint
+		}
+		return objectPlace{store: "s3 " + d.S3.Endpoint + " " + d.S3.Bucket, path: strings.Trim(d.S3.Prefix, "/"), where: where}, true
+	}
+	return objectPlace{}, false
 }
 
 // EffectiveDestinations is where `furrow run` loads: the destinations

@@ -213,6 +213,12 @@ func TestDestinationsErrors(t *testing.T) {
 		{"bad_partition unknown placeholder", []Destination{objects(func(o *Objects) { o.BadPartition = "{schema}/{yyyy}" })}, nil, []string{`destinations[0] (name "lake").bad_partition: {schema} is not a placeholder ({yyyy} {MM} {dd} {HH} {mm} {vendor} {name} {model})`}},
 		{"max_bytes", []Destination{objects(func(o *Objects) { o.MaxBytes = 0 })}, nil, []string{`destinations[0] (name "lake").max_bytes: 0 is not positive`}},
 		{"max_delay", []Destination{objects(func(o *Objects) { o.MaxDelay = -time.Second })}, nil, []string{`destinations[0] (name "lake").max_delay: -1s is not positive`}},
+		{"same directory", []Destination{files(func(*FilesDestination) {}), {Name: "b", Type: "files", Files: &FilesDestination{Path: "./out/", Objects: DefaultObjects()}}}, nil,
+			[]string{`destinations[1] (name "b"): writes where destinations[0] (name "lake") does (directory out and directory out): object destinations need places apart, neither inside the other`}},
+		{"directory inside another", []Destination{files(func(f *FilesDestination) { f.Path = "/srv/o" }), {Name: "b", Type: "files", Files: &FilesDestination{Path: "/srv/o/b", Objects: DefaultObjects()}}}, nil,
+			[]string{`destinations[1] (name "b"): writes where destinations[0] (name "lake") does (directory /srv/o/b and directory /srv/o): object destinations need places apart, neither inside the other`}},
+		{"same bucket, prefix inside another", []Destination{s3(func(s *S3Destination) { s.Prefix = "a" }), {Name: "b", Type: "s3", S3: &S3Destination{Bucket: "acme", Prefix: "a/b", Objects: DefaultObjects()}}}, nil,
+			[]string{`destinations[1] (name "b"): writes where destinations[0] (name "lake") does (s3://acme/a/b and s3://acme/a): object destinations need places apart, neither inside the other`}},
 		{"every error at once", []Destination{objects(func(o *Objects) { o.Format, o.MaxBytes = "csv", -1 }), {Name: "lake", Type: "x"}}, nil, []string{
 			`destinations[0] (name "lake").format: "csv" is not tsv.gz, json.gz or parquet`,
 			`destinations[0] (name "lake").max_bytes: -1 is not positive`,
@@ -355,5 +361,28 @@ func TestDestinationsPrint(t *testing.T) {
 	// "the duckdb section".
 	if b, _ := yaml.Marshal(Default()); strings.Contains(string(b), "destinations") {
 		t.Errorf("default configuration prints destinations:\n%s", b)
+	}
+}
+
+// Object destinations apart from each other are accepted.
+func TestObjectPlacesApart(t *testing.T) {
+	s3 := func(name, endpoint, bucket, prefix string) Destination {
+		return Destination{Name: name, Type: "s3", S3: &S3Destination{Endpoint: endpoint, Bucket: bucket, Prefix: prefix, Objects: DefaultObjects()}}
+	}
+	files := func(name, path string) Destination {
+		return Destination{Name: name, Type: "files", Files: &FilesDestination{Path: path, Objects: DefaultObjects()}}
+	}
+	for _, list := range [][]Destination{
+		{s3("a", "", "acme", "a"), s3("b", "", "acme", "ab")},
+		{s3("a", "", "acme", ""), s3("b", "", "other", "")},
+		{s3("a", "", "acme", ""), s3("b", "http://127.0.0.1:7070", "acme", "")},
+		{files("a", "/srv/o"), files("b", "/srv/o2")},
+		{files("a", "srv/o"), files("b", "/srv/o")},
+	} {
+		c := Default()
+		c.Destinations = list
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", dump(t, list), err)
+		}
 	}
 }
