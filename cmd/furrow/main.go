@@ -28,6 +28,7 @@ Usage:
   furrow config --validate FILE
                           check a configuration as 'furrow run' would
   furrow sql [flags] SQL  query the DuckDB warehouse (through furrow while it runs)
+  furrow snowflake sql --destination NAME [--config FILE]  print the Snowflake SQL that loads a files or s3 destination
   furrow pseudonymize [--config FILE] VALUE...
                           print the pseudonym of each value under the configured key
   furrow version          print the version
@@ -267,6 +268,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 		return err
+	case "snowflake":
+		return runSnowflake(args[1:], stdout, stderr)
 	case "sql":
 		err := runSQL(ctx, args[1:], stdout, stderr)
 		if errors.Is(err, flag.ErrHelp) {

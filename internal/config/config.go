@@ -33,6 +33,9 @@ type Config struct {
 	// Pseudonymize replaces every value outside its allowlists by its
 	// HMAC-SHA256 before anything is stored (see internal/pseudo).
 	Pseudonymize pseudo.Config `yaml:"pseudonymize"`
+	// Destinations are where events are loaded; absent, the duckdb
+	// section's (see destinations.go and EffectiveDestinations).
+	Destinations Destinations `yaml:"destinations,omitempty"`
 
 	// OutputTSV also prints every enriched event to stdout, one TSV line
 	// each, like Micro's --output-tsv.
@@ -210,6 +213,7 @@ func (c *Config) Validate() error {
 	} {
 		errs = append(errs, within(s.name, s.err)...)
 	}
+	errs = append(errs, c.validateDestinations()...)
 	return errors.Join(errs...)
 }
 
