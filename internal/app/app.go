@@ -192,6 +192,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err != nil {
 		return nil, err
 	}
+	// The one duckdb destination (see checkDestinationsLoaded).
+	if ds := cfg.EffectiveDestinations(); len(ds) == 1 && ds[0].DuckDB != nil {
+		cfg.DuckDB.Path, cfg.DuckDB.Schema = ds[0].DuckDB.Path, ds[0].DuckDB.Schema
+	}
 	if cfg.DuckDB.Enabled {
 		// Only furrow's enricher writes to it: see duckdb.Options.Trusted.
 		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, MemoryLimit: Memory(cfg).DuckDB, RowGroupRows: Memory(cfg).RowGroupRows, Trusted: true, Processor: proc, Logger: log, Registry: a.reg})

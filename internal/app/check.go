@@ -40,6 +40,28 @@ var checks = []func(cfg *config.Config) error{
 	checkDuckDBPath,
 	checkPseudonymizeKey,
 	checkEnrichments,
+	checkDestinationsLoaded,
+}
+
+// checkDestinationsLoaded refuses, rather than ignores, destinations
+// this version of furrow run cannot load yet: it loads into one duckdb
+// destination. The other types are checked, and `furrow snowflake sql`
+// reads the files and s3 ones.
+func checkDestinationsLoaded(cfg *config.Config) error {
+	var errs []error
+	ducks := 0
+	for i, d := range cfg.EffectiveDestinations() {
+		switch d.Type {
+		case config.TypeDuckDB:
+			if ducks++; ducks > 1 {
+				errs = append(errs, fmt.Errorf("destinations[%d] (name %q): furrow run loads into one duckdb destination in this version", i, d.Name))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("destinations[%d] (name %q): furrow run does not load %s destinations yet (only duckdb); the setting is checked, and furrow snowflake sql reads files and s3 destinations",
+				i, d.Name, d.Type))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checkEnrichments loads the enrichment configurations as New does:

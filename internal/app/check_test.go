@@ -145,3 +145,30 @@ func TestCheckUnwritable(t *testing.T) {
 		t.Errorf("Check: %v", err)
 	}
 }
+
+// Destinations furrow run cannot load yet are refused, not ignored; one
+// duckdb destination is loaded where it says.
+func TestCheckDestinationsLoaded(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f.yaml")
+	os.WriteFile(f, []byte("data_dir: "+dir+"/data\ndestinations:\n  - name: wh\n    type: duckdb\n    path: "+dir+"/wh.duckdb\n  - name: lake\n    type: files\n    path: "+dir+"/lake\n"), 0o600)
+	c, err := config.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(c); err == nil || !strings.Contains(err.Error(), `destinations[1] (name "lake"): furrow run does not load files destinations yet`) {
+		t.Fatalf("Check: %v", err)
+	}
+	os.WriteFile(f, []byte("data_dir: "+dir+"/data\nlisten: 127.0.0.1:0\ndestinations:\n  - name: wh\n    type: duckdb\n    path: "+dir+"/wh.duckdb\n"), 0o600)
+	if c, err = config.Load(f); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.closeAll(context.Background())
+	if _, err := os.Stat(filepath.Join(dir, "wh.duckdb")); err != nil {
+		t.Fatalf("the duckdb destination's file: %v", err)
+	}
+}

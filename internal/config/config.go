@@ -171,7 +171,15 @@ func Default() Config {
 }
 
 // DuckDBPath is where the warehouse file lives.
+// With a destinations list, it is the first duckdb destination's.
 func (c *Config) DuckDBPath() string {
+	if c.Destinations != nil {
+		for _, d := range c.EffectiveDestinations() {
+			if d.DuckDB != nil {
+				return d.DuckDB.Path
+			}
+		}
+	}
 	if c.DuckDB.Path != "" {
 		return c.DuckDB.Path
 	}
