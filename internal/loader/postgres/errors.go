@@ -37,6 +37,20 @@ func (l *Loader) classify(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	var done *classified
+	if errors.As(err, &done) {
+		return err
+	}
+	return &classified{l.classify1(ctx, err)}
+}
+
+// classified marks an error classify has wrapped already.
+type classified struct{ err error }
+
+func (c *classified) Error() string { return c.err.Error() }
+func (c *classified) Unwrap() error { return c.err }
+
+func (l *Loader) classify1(ctx context.Context, err error) error {
 	err = l.scrub(err)
 	where := fmt.Sprintf("host=%s port=%d database=%s user=%s", l.cfg.Host, l.cfg.Port, l.cfg.Database, l.cfg.User)
 	if ctx.Err() != nil {

@@ -271,6 +271,11 @@ func TestOutageIsRetryable(t *testing.T) {
 	if err := l.Load(ctx, loader.Batch{Start: 0, End: 3, Good: pageViews(3, 0)}); err != nil {
 		t.Fatal(err)
 	}
+	// An administrator ends the session (57P01 or a lost connection).
+	pg.Psql("-c", `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '' AND pid <> pg_backend_pid() AND datname = 'furrow'`)
+	if err := l.Load(ctx, loader.Batch{Start: 3, End: 4, Good: pageViews(1, 100)}); !loader.IsRetryable(err) {
+		t.Fatalf("Load on a terminated session: %v, want retryable", err)
+	}
 	pg.Stop()
 	b := loader.Batch{Start: 3, End: 6, Good: pageViews(3, 3)}
 	for range 2 { // the lost connection, then a refused one
