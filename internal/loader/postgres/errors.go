@@ -53,9 +53,11 @@ func (c *classified) Unwrap() error { return c.err }
 func (l *Loader) classify1(ctx context.Context, err error) error {
 	err = l.scrub(err)
 	where := fmt.Sprintf("host=%s port=%d database=%s user=%s", l.cfg.Host, l.cfg.Port, l.cfg.Database, l.cfg.User)
-	if ctx.Err() != nil {
-		// The caller gave up (shutdown or its own deadline): not an outage.
+	switch ctx.Err() {
+	case context.Canceled: // shutdown: not an outage
 		return fmt.Errorf("postgres (%s): %w", where, errors.Join(ctx.Err(), err))
+	case context.DeadlineExceeded: // the caller's time for this attempt ran out
+		return loader.Retryable(fmt.Errorf("postgres (%s): timed out: %w", where, errors.Join(ctx.Err(), err)))
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {

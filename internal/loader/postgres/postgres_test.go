@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/loader"
 	"github.com/furrow-io/furrow/internal/testutil"
+	"github.com/jackc/pgx/v5"
 )
 
 var proc = badrows.Processor{Artifact: "furrow", Version: "0.0.0"}
@@ -198,6 +200,17 @@ func TestBadLinesBecomeParsingErrors(t *testing.T) {
 	if err := l.Load(ctx, loader.Batch{Start: 0, End: 1, Good: lines}); err != nil {
 		t.Fatal(err)
 	}
+	// Bad rows jsonb refuses: a \u0000 escape (made \ufffd), and one that
+	// is not JSON (stored as a JSON string).
+	nul := badrows.GenericError(proc, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), []string{"nul"}, "a\x00b")
+	if err := l.Load(ctx, loader.Batch{Start: 1, End: 2, Bad: [][]byte{nul, []byte("not json")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pg.Psql("-c", `SELECT string_agg(failure_type || ':' || coalesce(payload #>> '{data,payload}', payload #>> '{}'), ',' ORDER BY failure_type)
+FROM atomic.bad_rows WHERE failure_type <> 'loader_parsing_error'`); got != "generic_error:a\uFFFDb,unknown:not json" {
+		t.Errorf("refused bad rows stored as %q", got)
+	}
+	pg.Psql("-c", `DELETE FROM atomic.bad_rows WHERE failure_type <> 'loader_parsing_error'`)
 	if got := pg.Psql("-c", `SELECT count(*) FROM atomic.events`); got != "21" {
 		t.Errorf("%s events loaded, want 21", got)
 	}
@@ -268,23 +281,24 @@ func TestOutageIsRetryable(t *testing.T) {
 	pg := testutil.Postgres(t)
 	ctx := context.Background()
 	l := open(t, pg.DSN())
-	if err := l.Load(ctx, loader.Batch{Start: 0, End: 3, Good: pageViews(3, 0)}); err != nil {
+	pos := int64(0)
+	load := func(n int) error {
+		err := l.Load(ctx, loader.Batch{Start: pos, End: pos + int64(n), Good: pageViews(n, int(pos))})
+		if err == nil {
+			pos += int64(n)
+		}
+		if strings.Contains(fmt.Sprint(err), testutil.PostgresPassword) {
+			t.Errorf("message shows the password: %v", err)
+		}
+		return err
+	}
+	if err := load(3); err != nil {
 		t.Fatal(err)
 	}
-	// An administrator ends the session (57P01 or a lost connection).
-	pg.Psql("-c", `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '' AND pid <> pg_backend_pid() AND datname = 'furrow'`)
-	if err := l.Load(ctx, loader.Batch{Start: 3, End: 4, Good: pageViews(1, 100)}); !loader.IsRetryable(err) {
-		t.Fatalf("Load on a terminated session: %v, want retryable", err)
-	}
 	pg.Stop()
-	b := loader.Batch{Start: 3, End: 6, Good: pageViews(3, 3)}
-	for range 2 { // the lost connection, then a refused one
-		err := l.Load(ctx, b)
-		if !loader.IsRetryable(err) {
-			t.Fatalf("Load with the server stopped: %v, want retryable", err)
-		}
-		if strings.Contains(err.Error(), testutil.PostgresPassword) {
-			t.Errorf("message shows the password: %v", err)
+	for _, when := range []string{"the connection lost", "the connection refused"} {
+		if err := load(3); !loader.IsRetryable(err) {
+			t.Fatalf("Load with %s: %v, want retryable", when, err)
 		}
 	}
 	if _, err := l.Position(ctx); !loader.IsRetryable(err) {
@@ -294,14 +308,57 @@ func TestOutageIsRetryable(t *testing.T) {
 		t.Fatalf("Open with the server stopped: %v, want retryable", err)
 	}
 	pg.Start()
-	if err := l.Load(ctx, b); err != nil {
+	if err := load(3); err != nil {
 		t.Fatalf("Load after the restart: %v", err)
 	}
-	if p, err := l.Position(ctx); err != nil || p != 6 {
-		t.Fatalf("Position: %d, %v; want 6", p, err)
+	// An administrator ends the session (57P01, or the connection lost).
+	pg.Psql("-c", `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '' AND datname = 'furrow'`)
+	if err := load(1); !loader.IsRetryable(err) {
+		t.Fatalf("Load on a terminated session: %v, want retryable", err)
 	}
-	if got := pg.Psql("-c", `SELECT count(*) FROM atomic.events`); got != "6" {
-		t.Errorf("%s events, want 6", got)
+	if err := load(1); err != nil {
+		t.Fatalf("Load after the session was terminated: %v", err)
+	}
+	if p, err := l.Position(ctx); err != nil || p != 7 {
+		t.Fatalf("Position: %d, %v; want 7", p, err)
+	}
+	if got := pg.Psql("-c", `SELECT count(*) FROM atomic.events`); got != "7" {
+		t.Errorf("%s events, want 7", got)
+	}
+}
+
+// A Load that runs out of its caller's time (here, waiting on a lock)
+// is retryable; one whose context is canceled is not.
+func TestTimeoutIsRetryable(t *testing.T) {
+	pg := testutil.Postgres(t)
+	ctx := context.Background()
+	l := open(t, pg.DSN())
+	locker, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(ctx)
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE atomic._furrow_positions IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	b := loader.Batch{Start: 0, End: 2, Good: pageViews(2, 0)}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := l.Load(short, b); !loader.IsRetryable(err) {
+		t.Fatalf("Load past its deadline: %v, want retryable", err)
+	}
+	canceled, cancel2 := context.WithCancel(ctx)
+	time.AfterFunc(300*time.Millisecond, cancel2)
+	if err := l.Load(canceled, b); err == nil || loader.IsRetryable(err) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Load canceled: %v, want context.Canceled, not retryable", err)
+	}
+	tx.Rollback(ctx)
+	if err := l.Load(ctx, b); err != nil {
+		t.Fatalf("Load once the lock is released: %v", err)
 	}
 }
 
