@@ -21,8 +21,9 @@ import (
 // position. A batch that ends at or before the stored position is
 // already loaded and is skipped.
 //
-// Each line is converted in Go to the binary values of its columns
-// first; a line that does not convert (a wrong field count, a value its
+// Each line is converted in Go to the binary values of its columns as
+// COPY streams them (the whole batch stays in memory, about the size of
+// its TSV, for a bisection); a line that does not convert (a wrong field count, a value its
 // column's type refuses, a required column empty, text that is not
 // UTF-8 or holds a NUL byte, JSON that is invalid or holds \u0000)
 // becomes a loader_parsing_error bad row instead, so COPY does not fail
@@ -60,27 +61,67 @@ func (r *rows) span(i, j int) []byte {
 	return r.buf[start:r.ends[j-1]]
 }
 
+// encoder is the source of the events COPY: it converts the good lines
+// a chunk at a time as COPY reads (pgconn reads in its own goroutine, so
+// converting overlaps sending), keeping every tuple in good for a
+// bisection, and the loader_parsing_error rows of the lines that do not
+// convert in bad.
+type encoder struct {
+	proc      badrows.Processor
+	lines     [][]byte
+	next      int      // first line not converted yet
+	good      rows     // tuples converted
+	goodLines [][]byte // the line of each tuple
+	bad       [][]byte
+	pend      []byte // to be read next
+	started   bool
+	ended     bool
+}
+
+// chunkBytes is about how much an encoder converts at a time.
+const chunkBytes = 256 << 10
+
+func (e *encoder) Read(p []byte) (int, error) {
+	for len(e.pend) == 0 {
+		switch {
+		case !e.started:
+			e.pend, e.started = copyHeader, true
+		case e.next < len(e.lines):
+			from := len(e.good.buf)
+			e.convert(from + chunkBytes)
+			e.pend = e.good.buf[from:]
+		case !e.ended:
+			e.pend, e.ended = copyTrailer, true
+		default:
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, e.pend)
+	e.pend = e.pend[n:]
+	return n, nil
+}
+
+// convert converts lines until good.buf reaches limit bytes or none is
+// left.
+func (e *encoder) convert(limit int) {
+	for e.next < len(e.lines) && len(e.good.buf) < limit {
+		line := e.lines[e.next]
+		e.next++
+		buf, err := encodeLine(e.good.buf, line)
+		if err != nil {
+			e.bad = append(e.bad, parsingError(e.proc, err, line))
+			continue
+		}
+		e.good.add(buf)
+		e.goodLines = append(e.goodLines, line)
+	}
+}
+
 func (l *Loader) load(ctx context.Context, b loader.Batch) error {
 	conn, err := l.connect(ctx)
 	if err != nil {
 		return err
 	}
-	var good rows
-	good.buf = l.buf[:0]
-	var goodLines [][]byte // the line of each tuple, for bad rows
-	bad := make([][]byte, 0, len(b.Bad))
-	bad = append(bad, b.Bad...)
-	for _, line := range b.Good {
-		buf, err := encodeLine(good.buf, line)
-		if err != nil {
-			bad = append(bad, parsingError(l.opts.Processor, err, line))
-			continue
-		}
-		good.add(buf)
-		goodLines = append(goodLines, line)
-	}
-	defer func() { l.buf = good.buf[:0] }()
-
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
@@ -97,25 +138,39 @@ func (l *Loader) load(ctx context.Context, b loader.Batch) error {
 		return nil
 	}
 
+	// The encoder's buffer is l.buf's again only once COPY has surely
+	// stopped reading it (on an error that closes the connection, pgconn
+	// may return before its reader goroutine ends).
+	enc := &encoder{proc: l.opts.Processor, lines: b.Good, good: rows{buf: l.buf[:0]}}
+	l.buf = nil
 	var refused int
-	err = l.copyRows(ctx, tx, s+".events ("+columnList+")", &good, 0, len(good.ends), func(i int, pe *pgconn.PgError) {
-		refused++
-		bad = append(bad, refusedLine(l.opts.Processor, pe, goodLines[i]))
-	})
+	events := s + ".events (" + columnList + ")"
+	err = l.copyFrom(ctx, tx, events, enc)
+	if _, data := dataError(err); data {
+		enc.convert(int(^uint(0) >> 1))
+		err = l.copyRows(ctx, tx, events, &enc.good, 0, len(enc.good.ends), func(i int, pe *pgconn.PgError) {
+			refused++
+			enc.bad = append(enc.bad, refusedLine(l.opts.Processor, pe, enc.goodLines[i]))
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("copying events: %w", err)
 	}
+	l.buf = enc.good.buf[:0]
+
+	bad := append(b.Bad[:len(b.Bad):len(b.Bad)], enc.bad...)
 	var br rows
 	for _, row := range bad {
 		br.add(appendBadRow(br.buf, row, badRowSchema(row)))
 	}
-	err = l.copyRows(ctx, tx, s+".bad_rows (schema, failure_type, payload)", &br, 0, len(br.ends), func(i int, pe *pgconn.PgError) {
+	target := s + ".bad_rows (schema, failure_type, payload)"
+	err = l.copyRows(ctx, tx, target, &br, 0, len(br.ends), func(i int, pe *pgconn.PgError) {
 		refused++
 		l.log.Warn("bad row refused by Postgres, stored as a JSON string", "error", pe.Message)
 		var one rows
 		one.add(appendBadRow(nil, quoteRow(bad[i]), ""))
-		if err := l.copyRows(ctx, tx, s+".bad_rows (schema, failure_type, payload)", &one, 0, 1, nil); err != nil {
-			l.log.Error("bad row lost: Postgres refused it even as a JSON string", "error", err)
+		if err := l.copyRows(ctx, tx, target, &one, 0, 1, nil); err != nil {
+			l.log.Error("bad row lost: Postgres refused it even as a JSON string", "error", l.scrub(err))
 		}
 	})
 	if err != nil {
@@ -156,31 +211,40 @@ func dataError(err error) (*pgconn.PgError, bool) {
 	return pe, strings.HasPrefix(c, "22") || strings.HasPrefix(c, "23") || strings.HasPrefix(c, "54")
 }
 
-// copyRows COPYs tuples [i, j) of r into target under a savepoint. If
-// Postgres refuses them for their data, it halves the range until each
-// refused tuple is alone and calls refused with it (an error if refused
-// is nil).
-func (l *Loader) copyRows(ctx context.Context, tx pgx.Tx, target string, r *rows, i, j int, refused func(int, *pgconn.PgError)) error {
-	if i == j {
-		return nil
-	}
+// copyFrom COPYs src (binary format) into target under a savepoint,
+// rolled back if Postgres refuses the data.
+func (l *Loader) copyFrom(ctx context.Context, tx pgx.Tx, target string, src io.Reader) error {
 	if _, err := tx.Exec(ctx, "SAVEPOINT furrow_copy"); err != nil {
 		return err
 	}
-	src := io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(r.span(i, j)), bytes.NewReader(copyTrailer))
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, src, "COPY "+target+" FROM STDIN (FORMAT binary)")
 	if err == nil {
 		_, err = tx.Exec(ctx, "RELEASE SAVEPOINT furrow_copy")
 		return err
 	}
-	pe, ok := dataError(err)
-	if !ok || refused == nil {
+	if _, data := dataError(err); !data {
 		return err
 	}
 	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT furrow_copy"); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT furrow_copy"); err != nil {
+		return err
+	}
+	return err
+}
+
+// copyRows COPYs tuples [i, j) of r into target. If Postgres refuses
+// them for their data, it halves the range until each refused tuple is
+// alone and calls refused with it (returns the error if refused is nil).
+func (l *Loader) copyRows(ctx context.Context, tx pgx.Tx, target string, r *rows, i, j int, refused func(int, *pgconn.PgError)) error {
+	if i == j {
+		return nil
+	}
+	src := io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(r.span(i, j)), bytes.NewReader(copyTrailer))
+	err := l.copyFrom(ctx, tx, target, src)
+	pe, data := dataError(err)
+	if !data || refused == nil {
 		return err
 	}
 	if j-i == 1 {
