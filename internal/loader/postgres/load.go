@@ -129,7 +129,7 @@ func (l *Loader) load(ctx context.Context, b loader.Batch) error {
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	s := quoteIdent(l.opts.Schema)
 	var pos int64
-	err = tx.QueryRow(ctx, "SELECT position FROM "+s+"."+PositionsTable+" WHERE destination = $1 FOR UPDATE", PositionKey).Scan(&pos)
+	err = tx.QueryRow(ctx, "SELECT position FROM "+s+"."+PositionsTable+" WHERE destination = $1 FOR UPDATE", l.opts.Name).Scan(&pos)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("reading the position: %w", err)
 	}
@@ -178,7 +178,7 @@ func (l *Loader) load(ctx context.Context, b loader.Batch) error {
 	}
 	_, err = tx.Exec(ctx, "INSERT INTO "+s+"."+PositionsTable+` (destination, position, updated_at)
 VALUES ($1, $2, now() AT TIME ZONE 'utc')
-ON CONFLICT (destination) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at`, PositionKey, b.End)
+ON CONFLICT (destination) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at`, l.opts.Name, b.End)
 	if err != nil {
 		return fmt.Errorf("storing the position: %w", err)
 	}
@@ -191,13 +191,15 @@ ON CONFLICT (destination) DO UPDATE SET position = EXCLUDED.position, updated_at
 	return nil
 }
 
-var columnList = func() string {
+var columnNames = func() []string {
 	names := make([]string, event.NumFields)
 	for i, f := range event.Fields {
 		names[i] = f.Name
 	}
-	return strings.Join(names, ", ")
+	return names
 }()
+
+var columnList = strings.Join(columnNames, ", ")
 
 // dataError tells whether Postgres refused a COPY for a row's values
 // (data exception, integrity violation, program limit) rather than for

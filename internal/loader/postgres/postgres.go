@@ -21,7 +21,7 @@
 //	  load_tstamp TIMESTAMP DEFAULT (now() AT TIME ZONE 'utc')
 //	);
 //	CREATE TABLE IF NOT EXISTS atomic._furrow_positions (
-//	  destination TEXT PRIMARY KEY, -- "postgres"
+//	  destination TEXT PRIMARY KEY, -- Options.Name, "postgres" by default
 //	  position BIGINT NOT NULL,     -- End of the last batch loaded
 //	  updated_at TIMESTAMP NOT NULL
 //	);
@@ -49,9 +49,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// PositionKey is the destination column of this loader's row in the
-// positions table.
-const PositionKey = "postgres"
+// DefaultName is the destination name used when Options.Name is empty.
+const DefaultName = "postgres"
 
 // PositionsTable is the name of the positions table in the schema.
 const PositionsTable = "_furrow_positions"
@@ -62,7 +61,11 @@ type Options struct {
 	// (postgres://user:password@host:5432/db). It is never logged.
 	DSN string
 	// Schema holds the tables; "atomic" if empty.
-	Schema    string
+	Schema string
+	// Name is the destination's name (the config's name), its key in the
+	// positions table: destinations loading the same schema keep their
+	// own positions. DefaultName if empty.
+	Name      string
 	Processor badrows.Processor // names furrow in loader_parsing_error rows
 	Logger    *slog.Logger      // slog.Default() if nil
 }
@@ -91,6 +94,9 @@ func Open(ctx context.Context, opts Options) (*Loader, error) {
 	if opts.Schema == "" {
 		opts.Schema = "atomic"
 	}
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -106,7 +112,7 @@ func Open(ctx context.Context, opts Options) (*Loader, error) {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	l := &Loader{opts: opts, cfg: cfg, secret: cfg.Password,
-		log: opts.Logger.With("destination", "postgres", "host", cfg.Host, "port", cfg.Port, "database", cfg.Database, "user", cfg.User)}
+		log: opts.Logger.With("destination", opts.Name, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database, "user", cfg.User)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, err := l.connect(ctx); err != nil {
@@ -178,15 +184,16 @@ func (l *Loader) migrate(ctx context.Context) error {
 		}
 	}
 	// A table of the same name made by someone else is refused here
-	// rather than by every COPY.
+	// rather than by every COPY. Columns added beside furrow's (generated
+	// columns, say) are fine.
 	var n int
 	err := l.conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
-WHERE table_schema = $1 AND table_name = 'events' AND column_name <> 'load_tstamp'`, l.opts.Schema).Scan(&n)
+WHERE table_schema = $1 AND table_name = 'events' AND column_name = ANY($2)`, l.opts.Schema, columnNames).Scan(&n)
 	if err != nil {
 		return l.classify(ctx, err)
 	}
 	if n != event.NumFields {
-		return fmt.Errorf("postgres: table %s.events has %d enriched event columns, want %d: it was not made by furrow; set schema to another one or drop the table",
+		return fmt.Errorf("postgres: table %s.events has %d of the %d enriched event columns: it was not made by furrow; set schema to another one or drop the table",
 			l.opts.Schema, n, event.NumFields)
 	}
 	return nil
@@ -228,7 +235,7 @@ func (l *Loader) Position(ctx context.Context) (int64, error) {
 	}
 	var pos int64
 	err = conn.QueryRow(ctx, "SELECT position FROM "+quoteIdent(l.opts.Schema)+"."+PositionsTable+" WHERE destination = $1",
-		PositionKey).Scan(&pos)
+		l.opts.Name).Scan(&pos)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}

@@ -371,3 +371,47 @@ func TestHasNULEscape(t *testing.T) {
 		}
 	}
 }
+
+// Two destinations loading one schema keep their own positions; a
+// column per context schema added as a generated column, and a view, as
+// the README shows, keep working across loads and a reopen; an events
+// table furrow did not make is refused.
+func TestNamesGeneratedColumnsAndForeignTables(t *testing.T) {
+	pg := testutil.Postgres(t)
+	ctx := context.Background()
+	a := open(t, pg.DSN())
+	other, err := Open(ctx, Options{DSN: pg.DSN(), Name: "replica", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	pg.Psql("-c", `ALTER TABLE atomic.events ADD COLUMN contexts_com_snowplowanalytics_snowplow_web_page_1 JSONB
+GENERATED ALWAYS AS (jsonb_path_query_array(contexts,
+  '$.data[*] ? (@.schema starts with "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-").data')) STORED`)
+	pg.Psql("-c", `CREATE VIEW atomic.page_views AS
+SELECT event_id, collector_tstamp, page_url, contexts_com_snowplowanalytics_snowplow_web_page_1 #>> '{0,id}' AS page_view_id
+FROM atomic.events WHERE event = 'page_view'`)
+	if err := a.Load(ctx, loader.Batch{Start: 0, End: 5, Good: pageViews(5, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Load(ctx, loader.Batch{Start: 0, End: 2, Good: pageViews(2, 100)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pg.Psql("-c", `SELECT string_agg(destination || '=' || position, ',' ORDER BY destination) FROM atomic._furrow_positions`); got != "postgres=5,replica=2" {
+		t.Errorf("positions %s", got)
+	}
+	if got := pg.Psql("-c", `SELECT count(*) || ' ' || min(page_view_id) FROM atomic.page_views`); got != "7 0b7d1c6e-4e2b-4d36-9d45-2d5f0e1b8a77" {
+		t.Errorf("view: %s", got)
+	}
+	// Reopening accepts the extra column.
+	a.Close(ctx)
+	a = open(t, pg.DSN())
+	if p, err := a.Position(ctx); err != nil || p != 5 {
+		t.Fatalf("Position %d, %v", p, err)
+	}
+	pg.Psql("-c", `CREATE SCHEMA foreign_app; CREATE TABLE foreign_app.events (id int, name text)`)
+	_, err = Open(ctx, Options{DSN: pg.DSN(), Schema: "foreign_app", Logger: quiet})
+	if err == nil || loader.IsRetryable(err) || !strings.Contains(err.Error(), "not made by furrow") {
+		t.Fatalf("Open on a foreign events table: %v", err)
+	}
+}
