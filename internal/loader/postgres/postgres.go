@@ -161,27 +161,45 @@ func EventsDDL(schema string) string {
 	return b.String()
 }
 
+// migrate creates the schema and tables that are missing. It creates
+// only what is missing (CREATE ... IF NOT EXISTS checks the privilege
+// first), so a user without CREATE can load into tables made for it.
 func (l *Loader) migrate(ctx context.Context) error {
 	q := quoteIdent(l.opts.Schema)
-	stmts := []string{
-		"CREATE SCHEMA IF NOT EXISTS " + q,
-		EventsDDL(l.opts.Schema),
-		"CREATE TABLE IF NOT EXISTS " + q + `.bad_rows (
+	objects := []struct{ kind, name, ddl string }{
+		{"schema", l.opts.Schema, "CREATE SCHEMA IF NOT EXISTS " + q},
+		{"table", "events", EventsDDL(l.opts.Schema)},
+		{"table", "bad_rows", "CREATE TABLE IF NOT EXISTS " + q + `.bad_rows (
   schema TEXT NOT NULL,
   failure_type TEXT NOT NULL,
   payload JSONB NOT NULL,
   load_tstamp TIMESTAMP DEFAULT (now() AT TIME ZONE 'utc')
-)`,
-		"CREATE TABLE IF NOT EXISTS " + q + "." + PositionsTable + ` (
+)`},
+		{"table", PositionsTable, "CREATE TABLE IF NOT EXISTS " + q + "." + PositionsTable + ` (
   destination TEXT PRIMARY KEY,
   position BIGINT NOT NULL,
   updated_at TIMESTAMP NOT NULL
-)`,
+)`},
 	}
-	for _, st := range stmts {
-		if _, err := l.conn.Exec(ctx, st); err != nil {
-			return l.classify(ctx, fmt.Errorf("creating schema %s: %w", l.opts.Schema, err))
+	for _, o := range objects {
+		var exists bool
+		var err error
+		if o.kind == "schema" {
+			err = l.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", o.name).Scan(&exists)
+		} else {
+			err = l.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2)`, l.opts.Schema, o.name).Scan(&exists)
 		}
+		if err != nil {
+			return l.classify(ctx, err)
+		}
+		if exists {
+			continue
+		}
+		if _, err := l.conn.Exec(ctx, o.ddl); err != nil {
+			return l.classify(ctx, fmt.Errorf("creating %s %s: %w", o.kind, o.name, err))
+		}
+		l.log.Info("created", o.kind, o.name)
 	}
 	// A table of the same name made by someone else is refused here
 	// rather than by every COPY. Columns added beside furrow's (generated

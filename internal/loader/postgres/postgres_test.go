@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,7 +281,20 @@ func TestWrongCredentialsArePermanent(t *testing.T) {
 func TestOutageIsRetryable(t *testing.T) {
 	pg := testutil.Postgres(t)
 	ctx := context.Background()
-	l := open(t, pg.DSN())
+	var logs syncBuffer
+	l, err := Open(ctx, Options{DSN: pg.DSN(), Processor: proc, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	defer func() {
+		if strings.Contains(logs.String(), testutil.PostgresPassword) {
+			t.Errorf("the log shows the password:\n%s", logs.String())
+		}
+		if !strings.Contains(logs.String(), "connected") {
+			t.Errorf("no reconnection logged:\n%s", logs.String())
+		}
+	}()
 	pos := int64(0)
 	load := func(n int) error {
 		err := l.Load(ctx, loader.Batch{Start: pos, End: pos + int64(n), Good: pageViews(n, int(pos))})
@@ -413,5 +427,61 @@ FROM atomic.events WHERE event = 'page_view'`)
 	_, err = Open(ctx, Options{DSN: pg.DSN(), Schema: "foreign_app", Logger: quiet})
 	if err == nil || loader.IsRetryable(err) || !strings.Contains(err.Error(), "not made by furrow") {
 		t.Fatalf("Open on a foreign events table: %v", err)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A role over its connection limit (53300, too many connections) is an
+// outage: retryable.
+func TestTooManyConnectionsIsRetryable(t *testing.T) {
+	pg := testutil.Postgres(t)
+	ctx := context.Background()
+	pg.Psql("-c", `CREATE ROLE busy LOGIN PASSWORD 'busy-pw' CONNECTION LIMIT 1; CREATE SCHEMA atomic AUTHORIZATION busy`)
+	dsn := pg.DSNFor("busy", "busy-pw", testutil.PostgresDB)
+	l := open(t, dsn)
+	_, err := Open(ctx, Options{DSN: dsn, Logger: quiet})
+	if !loader.IsRetryable(err) || !strings.Contains(err.Error(), "53300") {
+		t.Fatalf("Open over the connection limit: %v, want retryable 53300", err)
+	}
+	l.Close(ctx)
+	open(t, dsn)
+}
+
+// A user with no CREATE privilege loads into tables made for it, with
+// the grants the README lists.
+func TestLeastPrivilegeUser(t *testing.T) {
+	pg := testutil.Postgres(t)
+	ctx := context.Background()
+	open(t, pg.DSN()).Close(ctx) // the owner creates the tables
+	pg.Psql("-c", `CREATE ROLE loader LOGIN PASSWORD 'loader-pw';
+GRANT USAGE ON SCHEMA atomic TO loader;
+GRANT INSERT ON atomic.events, atomic.bad_rows TO loader;
+GRANT SELECT, INSERT, UPDATE ON atomic._furrow_positions TO loader`)
+	l := open(t, pg.DSNFor("loader", "loader-pw", testutil.PostgresDB))
+	bad := badrows.GenericError(proc, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), []string{"x"}, "p")
+	if err := l.Load(ctx, loader.Batch{Start: 0, End: 4, Good: append(pageViews(3, 0), []byte("short")), Bad: [][]byte{bad}}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := l.Position(ctx); err != nil || p != 4 {
+		t.Fatalf("Position %d, %v", p, err)
+	}
+	if got := pg.Psql("-c", `SELECT (SELECT count(*) FROM atomic.events) || ' ' || (SELECT count(*) FROM atomic.bad_rows)`); got != "3 2" {
+		t.Errorf("events and bad rows: %s, want 3 2", got)
 	}
 }
