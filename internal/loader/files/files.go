@@ -568,4 +568,3 @@ func parsingError(p badrows.Processor, err error, line []byte) []byte {
 	}
 	return badrows.LoaderParsingError(p, f, string(line))
 }
-
