@@ -17,8 +17,9 @@
 // row in the object. Good events are partitioned by their own
 // collector_tstamp (UTC), not the wall clock at upload as Snowplow's
 // loader does: a replay of the same batch then writes the same keys with
-// the same bytes. Bad rows are partitioned by their failure.timestamp,
-// or the load time for the rows without one (loader_parsing_error).
+// the same bytes. Bad rows are partitioned by their failure.timestamp;
+// the loader_parsing_error rows of this destination by the rejected
+// line's collector_tstamp; rows with neither by the time of the Load.
 //
 // # Exactly once
 //
@@ -399,7 +400,14 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 	// renders to; a template that uses only the first width characters
 	// of a canonical timestamp is looked up by them.
 	goodBy := map[string]*object{}
-	var parsingErrors [][]byte
+	type rejected struct {
+		row []byte
+		at  time.Time
+	}
+	var parsingErrors []rejected
+	reject := func(err error, line []byte) {
+		parsingErrors = append(parsingErrors, rejected{parsingError(l.o.Processor, err, line), lineTime(line, now)})
+	}
 	var js, partBuf []byte
 	res := make([]prepared, len(b.Good))
 	ready := l.prepare(b.Good, res)
@@ -410,14 +418,14 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 		raw += len(line) + 1
 		ts, err := res[i].ts, res[i].err
 		if err != nil {
-			parsingErrors = append(parsingErrors, parsingError(l.o.Processor, err, line))
+			reject(err, line)
 			continue
 		}
 		out := line
 		if l.o.Format == FormatJSON {
 			js, err = analytics.AppendEventJSON(js[:0], line)
 			if err != nil {
-				parsingErrors = append(parsingErrors, parsingError(l.o.Processor, err, line))
+				reject(err, line)
 				continue
 			}
 			out = js
@@ -426,7 +434,7 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 		if o == nil {
 			t, err := time.Parse(event.TimestampLayout, string(ts))
 			if err != nil { // a trusted line with digits out of range
-				parsingErrors = append(parsingErrors, parsingError(l.o.Processor, err, line))
+				reject(err, line)
 				continue
 			}
 			partBuf = l.good.Render(partBuf[:0], t, SchemaKey{})
@@ -444,7 +452,7 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 	}
 
 	badBy := map[string]*object{}
-	addBad := func(row []byte) error {
+	addBad := func(row []byte, def time.Time) error {
 		raw += len(row) + 1
 		row = oneLine(row)
 		var head struct {
@@ -458,7 +466,7 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 		_ = json.Unmarshal(row, &head) // what does not parse goes under "unknown"
 		t, err := time.Parse(time.RFC3339Nano, head.Data.Failure.Timestamp)
 		if err != nil {
-			t = now
+			t = def
 		}
 		t = t.UTC()
 		part := string(l.bad.Render(partBuf[:0], t, parseSchema(head.Schema)))
@@ -476,12 +484,12 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 		return o.add(row)
 	}
 	for _, row := range b.Bad {
-		if err := addBad(row); err != nil {
+		if err := addBad(row, now); err != nil {
 			return nil, nil, 0, err
 		}
 	}
-	for _, row := range parsingErrors {
-		if err := addBad(row); err != nil {
+	for _, r := range parsingErrors {
+		if err := addBad(r.row, r.at); err != nil {
 			return nil, nil, 0, err
 		}
 	}
@@ -518,6 +526,21 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 	slices.SortFunc(goods, byKey)
 	slices.SortFunc(bads, byKey)
 	return goods, bads, raw, nil
+}
+
+// lineTime returns the collector_tstamp of a line that could not be
+// stored, if it has a readable one, else def: a loader_parsing_error row
+// is partitioned by it, so that a replay writes it to the same key.
+func lineTime(line []byte, def time.Time) time.Time {
+	cols := bytes.SplitN(line, []byte{'\t'}, event.CollectorTstamp+2)
+	if len(cols) <= event.CollectorTstamp {
+		return def
+	}
+	t, err := event.ParseTimestamp(string(cols[event.CollectorTstamp]))
+	if err != nil {
+		return def
+	}
+	return t
 }
 
 // prepared is one good line checked: its collector_tstamp, or why it

@@ -575,3 +575,57 @@ func TestGzipHeaderHasNoTime(t *testing.T) {
 		}
 	}
 }
+
+func TestRejectedLines(t *testing.T) {
+	ctx := context.Background()
+	set := func(name, v string) []byte {
+		f := strings.Split(string(line(1, "2026-01-02 03:04:05.678")), "\t")
+		i, _ := event.Index(name)
+		f[i] = v
+		return []byte(strings.Join(f, "\t"))
+	}
+	for _, tc := range []struct {
+		name    string
+		line    []byte
+		trusted bool
+		failure string // "" if the line is stored
+		hour    string // partition hour of the bad row
+	}{
+		{"line break", set("page_title", "a\nb"), false, `"type":"RowDecodingError"`, "03"},
+		{"line break trusted", set("page_title", "a\rb"), true, `"type":"RowDecodingError"`, "03"},
+		{"fields", []byte("a\tb"), false, `"type":"FieldNumberMismatch","fieldCount":2`, "05"},
+		{"fields trusted", append(line(1, "2026-01-02 03:04:05.678"), "\tx"...), true, `"fieldCount":132`, "03"},
+		{"type", set("br_viewwidth", "wide"), false, `"key":"br_viewwidth","value":"wide"`, "03"},
+		{"type trusted", set("br_viewwidth", "wide"), true, "", ""},
+		{"collector_tstamp", set("collector_tstamp", "yesterday"), false, `"key":"collector_tstamp"`, "05"},
+		{"collector_tstamp trusted", set("collector_tstamp", "yesterday"), true, `"key":"collector_tstamp"`, "05"},
+		{"collector_tstamp other spelling", set("collector_tstamp", "2026-01-02 3:04:05.678"), false, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := open(t, dir, Options{Trusted: tc.trusted})
+			if err := l.Load(ctx, loader.Batch{Start: 0, End: 1, Good: [][]byte{tc.line}}); err != nil {
+				t.Fatal(err)
+			}
+			keys := objects(t, dir)[1:]
+			if len(keys) != 1 {
+				t.Fatalf("objects %q", keys)
+			}
+			got := lines(gunzip(t, filepath.Join(dir, keys[0])))
+			if tc.failure == "" {
+				if !strings.HasPrefix(keys[0], "good/2026/01/02/03/2026-01-02-030405-") || !bytes.Equal(got[0], tc.line) {
+					t.Fatalf("%s: %q", keys[0], got)
+				}
+				return
+			}
+			want := "bad/com.snowplowanalytics.snowplow.badrows.loader_parsing_error/model=2/2026/01/02/" + tc.hour + "/"
+			if !strings.HasPrefix(keys[0], want) || len(got) != 1 || !bytes.Contains(got[0], []byte(tc.failure)) {
+				t.Fatalf("%s, want %s...:\n%s\nwant %s", keys[0], want, got, tc.failure)
+			}
+			var row struct{ Data struct{ Payload string } }
+			if err := json.Unmarshal(got[0], &row); err != nil || row.Data.Payload != string(tc.line) {
+				t.Fatalf("payload %q, %v", row.Data.Payload, err)
+			}
+		})
+	}
+}
