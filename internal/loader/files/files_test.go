@@ -194,13 +194,9 @@ func TestLoadTSV(t *testing.T) {
 
 	// DuckDB reads the TSV objects as Snowpipe's file format would: tab
 	// delimited, no quoting, no escape, 131 columns.
-	cols := make([]string, event.NumFields)
-	for i, f := range event.Fields {
-		cols[i] = fmt.Sprintf("'%s': 'VARCHAR'", f.Name)
-	}
 	q := fmt.Sprintf(`SELECT count(*), count(DISTINCT event_id), min(collector_tstamp), max(page_url), max(page_title), max(contexts)
 		FROM read_csv('%s', delim='\t', header=false, quote='', escape='', columns={%s})`,
-		filepath.Join(dir, "good/*/*/*/*/*.tsv.gz"), strings.Join(cols, ", "))
+		filepath.Join(dir, "good/*/*/*/*/*.tsv.gz"), duckColumns())
 	var n, distinct int
 	var minTs, url, title, ctxs string
 	if err := duck(t).QueryRow(q).Scan(&n, &distinct, &minTs, &url, &title, &ctxs); err != nil {
