@@ -435,44 +435,83 @@ func keysOf(m map[string]string) []string {
 	return ks
 }
 
+// crashOnPut makes the Dir crash (before rename) from the nth Put on.
+type crashOnPut struct {
+	*Dir
+	n int
+}
+
+func (c *crashOnPut) Put(ctx context.Context, key string, r io.Reader) error {
+	if c.n--; c.n <= 0 {
+		c.Dir.crashBeforeRename = true
+	}
+	return c.Dir.Put(ctx, key, r)
+}
+
 func TestCrashBeforeRename(t *testing.T) {
 	ctx := context.Background()
+	b1, b2 := batch(0, 10, 5), batch(10, 20, 5)
+	ref := t.TempDir()
+	l := open(t, ref, Options{})
+	for _, b := range []loader.Batch{b1, b2} {
+		if err := l.Load(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	dir := t.TempDir()
+	l = open(t, dir, Options{})
+	if err := l.Load(ctx, b1); err != nil {
+		t.Fatal(err)
+	}
 	d, err := OpenDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.crashBeforeRename = true
-	l, err := Open(ctx, Options{Store: d, Processor: proc, Now: clock})
+	// b2: the state is written, then the process dies while writing the
+	// first object, after its bytes are on disk, before the rename.
+	lc, err := Open(ctx, Options{Store: &crashOnPut{Dir: d, n: 2}, Processor: proc, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Load(ctx, batch(0, 10, 5)); !errors.Is(err, errCrash) {
+	if err := lc.Load(ctx, b2); !errors.Is(err, errCrash) {
 		t.Fatalf("load: %v", err)
 	}
 	var tmps []string
 	filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
-		if !e.IsDir() {
-			if !strings.HasPrefix(e.Name(), tmpPrefix) {
-				t.Errorf("complete object after a crash before rename: %s", p)
-			}
+		if !e.IsDir() && strings.HasPrefix(e.Name(), tmpPrefix) {
 			tmps = append(tmps, p)
 		}
 		return nil
 	})
-	if len(tmps) != 1 {
-		t.Fatalf("temporary files %q, want one", tmps)
+	if len(tmps) != 1 || !strings.Contains(tmps[0], "/good/") {
+		t.Fatalf("temporary files %q, want one good object's", tmps)
 	}
-	if keys, err := d.List(ctx, ""); err != nil || len(keys) != 0 {
-		t.Fatalf("list shows %q, %v", keys, err)
+	keys, err := d.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Reopened: the temporary file is gone, nothing is held.
+	for _, k := range keys {
+		if strings.Contains(k, tmpPrefix) || strings.Contains(k, "-00000000000000000010-00000000000000000020.") {
+			t.Fatalf("list shows %s after the crash", k)
+		}
+	}
+	if p, err := lc.Position(ctx); err != nil || p != 10 {
+		t.Fatalf("position %d, %v after the crash, want 10", p, err)
+	}
+	// Reopened: the temporary file is gone; the replay completes the store.
 	l = open(t, dir, Options{})
 	if _, err := os.Stat(tmps[0]); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("temporary file left after open: %v", err)
 	}
-	if p, err := l.Position(ctx); err != nil || p != 0 {
-		t.Fatalf("position %d, %v", p, err)
+	if p, err := l.Position(ctx); err != nil || p != 10 {
+		t.Fatalf("position %d, %v, want 10", p, err)
+	}
+	if err := l.Load(ctx, b2); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := contents(t, dir), contents(t, ref); !equalMaps(got, want) {
+		t.Fatalf("objects after the replay %q, want %q", keysOf(got), keysOf(want))
 	}
 }
 
