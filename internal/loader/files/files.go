@@ -198,6 +198,9 @@ func Open(ctx context.Context, o Options) (*Loader, error) {
 	if _, err := gzip.NewWriterLevel(nil, o.Level); err != nil {
 		return nil, fmt.Errorf("files: gzip level: %w", err)
 	}
+	if o.Processor.Artifact == "" || o.Processor.Version == "" {
+		return nil, errors.New("files: processor artifact and version are required (they name furrow in loader_parsing_error bad rows)")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -298,7 +301,6 @@ type object struct {
 	buf   bytes.Buffer
 	raw   []byte // lines not yet compressed
 	zw    *gzip.Writer
-	rows  int
 }
 
 const flushAt = 256 << 10
@@ -306,7 +308,6 @@ const flushAt = 256 << 10
 func (o *object) add(line []byte) error {
 	o.raw = append(o.raw, line...)
 	o.raw = append(o.raw, '\n')
-	o.rows++
 	if len(o.raw) >= flushAt {
 		return o.flush()
 	}

@@ -536,9 +536,13 @@ func TestOptions(t *testing.T) {
 		{"unknown in bad", Options{BadPartition: "{vendor}/{week}"}, "unknown placeholder {week}"},
 		{"gzip level", Options{Level: 12}, "gzip level"},
 		{"negative", Options{MaxDelay: -time.Second}, "negative"},
+		{"processor", Options{Processor: badrows.Processor{Artifact: "furrow"}}, "processor artifact and version are required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.o.Store = d
+			if tc.o.Processor.Artifact == "" {
+				tc.o.Processor = proc
+			}
 			_, err := Open(context.Background(), tc.o)
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("error %v, want %q", err, tc.err)
