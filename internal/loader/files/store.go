@@ -55,7 +55,9 @@ type Dir struct {
 var errCrash = errors.New("simulated crash before rename")
 
 // OpenDir opens (creating it if missing) a directory store and removes
-// temporary files left by a crash in the middle of a Put.
+// temporary files left by a crash in the middle of a Put. A directory
+// belongs to one destination: another writer's files in progress would
+// be removed too.
 func OpenDir(root string) (*Dir, error) {
 	if root == "" {
 		return nil, errors.New("files: empty directory path")
