@@ -56,6 +56,9 @@ type S3Options struct {
 	// neither. Without them the standard AWS chain applies (environment,
 	// shared files, SSO, web identity, container and instance roles).
 	AccessKeyID, SecretAccessKey string
+	// Timeout is the longest wait for the server's answer to a request
+	// once it is sent (default 1m); connecting has 10s.
+	Timeout time.Duration
 	// PartSize is the size of multipart parts (DefaultPartSize; at least
 	// 5 MiB). Bodies up to PartSize go in one PutObject.
 	PartSize int
@@ -106,6 +109,9 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 		}
 		pfx += "/"
 	}
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
+	}
 	switch {
 	case o.PartSize == 0:
 		o.PartSize = DefaultPartSize
@@ -115,7 +121,7 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 
 	hc := awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
-		WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = time.Minute })
+		WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = o.Timeout })
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(hc),
 		// A few quick attempts; the destination's runner retries an
@@ -377,8 +383,11 @@ func (s *S3) fail(ctx context.Context, op, key string, err error) error {
 		where = fmt.Sprintf("s3://%s/%s%s*", s.bucket, s.prefix, key)
 	}
 	head := fmt.Sprintf("files: s3 %s %s", op, where)
-	if ctx.Err() != nil { // the caller gave up: not the server's doing
+	switch ctx.Err() {
+	case context.Canceled: // the caller gave up: not the server's doing
 		return fmt.Errorf("%s: %w", head, err)
+	case context.DeadlineExceeded: // the caller's timeout
+		return loader.Retryable(fmt.Errorf("%s: timed out: %w", head, err))
 	}
 	var ce *credentialsError
 	if errors.As(err, &ce) {

@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -332,5 +336,78 @@ func TestS3Outage(t *testing.T) {
 	}
 	if got, want := contents(t, download(t, srv, "")), contents(t, ref); !equalMaps(got, want) {
 		t.Fatalf("objects differ from one load each:\n%q\nwant\n%q", keysOf(got), keysOf(want))
+	}
+}
+
+// TestS3ErrorClasses: answers versitygw does not give on demand
+// (throttling, a fault of the server, a refused permission), from a
+// stand-in that answers every request with one S3 error.
+func TestS3ErrorClasses(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		status    int
+		code      string
+		retryable bool
+		says      string
+	}{
+		{503, "SlowDown", true, "SlowDown"},
+		{503, "ServiceUnavailable", true, "ServiceUnavailable"},
+		{500, "InternalError", true, "InternalError"},
+		{502, "BadGateway", true, "502"},
+		{429, "TooManyRequests", true, "TooManyRequests"},
+		{403, "AccessDenied", false, "s3:ListBucket on bucket b"},
+		{301, "PermanentRedirect", false, "check region"},
+		{400, "InvalidArgument", false, "InvalidArgument"},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(tc.status)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>stand-in</Message><RequestId>1</RequestId></Error>`, tc.code)
+			}))
+			defer srv.Close()
+			s := openS3(t, S3Options{Bucket: "b", Endpoint: srv.URL, PathStyle: true, AccessKeyID: "k", SecretAccessKey: "secret-0"})
+			err := s.Put(ctx, "x", strings.NewReader("x"))
+			if err == nil || loader.IsRetryable(err) != tc.retryable || !strings.Contains(err.Error(), tc.says) || strings.Contains(err.Error(), "secret-0") {
+				t.Fatalf("put: %v; want retryable=%v and %q", err, tc.retryable, tc.says)
+			}
+			_, err = s.Get(ctx, "x")
+			if err == nil || errors.Is(err, fs.ErrNotExist) || loader.IsRetryable(err) != tc.retryable {
+				t.Fatalf("get: %v; want retryable=%v", err, tc.retryable)
+			}
+			t.Logf("%d requests: %v", calls.Load(), err)
+		})
+	}
+}
+
+func TestS3Timeout(t *testing.T) {
+	ctx := context.Background()
+	stall := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(stall)
+	s := openS3(t, S3Options{Bucket: "b", Endpoint: srv.URL, PathStyle: true, AccessKeyID: "k", SecretAccessKey: "s", Timeout: 100 * time.Millisecond})
+	if err := s.Put(ctx, "x", strings.NewReader("x")); !loader.IsRetryable(err) {
+		t.Fatalf("put to a server that does not answer: %v, want retryable", err)
+	}
+	// The caller's deadline is a timeout too; its cancellation is not.
+	s = openS3(t, S3Options{Bucket: "b", Endpoint: srv.URL, PathStyle: true, AccessKeyID: "k", SecretAccessKey: "s"})
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := s.Put(dctx, "x", strings.NewReader("x")); !loader.IsRetryable(err) {
+		t.Fatalf("put past the caller's deadline: %v, want retryable", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if err := s.Put(cctx, "x", strings.NewReader("x")); err == nil || loader.IsRetryable(err) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("put cancelled: %v, want context.Canceled, not retryable", err)
 	}
 }
