@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -116,6 +117,15 @@ func TestS3Store(t *testing.T) {
 						t.Fatalf("read back %d bytes, want %d: %v", len(got), tc.n, err)
 					}
 				})
+			}
+			// A body that fails in its second part: the upload is
+			// aborted, and no object appears.
+			failing := io.MultiReader(bytes.NewReader(big[:minPartSize+10]), iotest.ErrReader(errors.New("disk gone")))
+			if err := s.Put(ctx, "big/failed", failing); err == nil || !strings.Contains(err.Error(), "disk gone") {
+				t.Fatalf("put of a failing body: %v", err)
+			}
+			if _, err := s.Get(ctx, "big/failed"); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("object of a failed upload: %v", err)
 			}
 			// No multipart upload is left behind.
 			ups, err := srv.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &srv.Bucket})
@@ -410,4 +420,33 @@ func TestS3Timeout(t *testing.T) {
 	if err := s.Put(cctx, "x", strings.NewReader("x")); err == nil || loader.IsRetryable(err) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("put cancelled: %v, want context.Canceled, not retryable", err)
 	}
+}
+
+// TestS3CredentialChain: without access_key_id and secret_access_key,
+// the standard AWS chain finds the credentials (here in the
+// environment); with none anywhere, the error says what to set.
+func TestS3CredentialChain(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.S3(t)
+	nowhere := filepath.Join(t.TempDir(), "none")
+	t.Setenv("AWS_CONFIG_FILE", nowhere)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", nowhere)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.Secret)
+	o := s3Options(srv, "chain")
+	o.AccessKeyID, o.SecretAccessKey = "", ""
+	l := openS3Loader(t, openS3(t, o))
+	if err := l.Load(ctx, batch(0, 10, 5)); err != nil {
+		t.Fatalf("credentials from the environment: %v", err)
+	}
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	_, err := Open(ctx, Options{Store: openS3(t, o), Processor: proc, Now: clock})
+	if err == nil || loader.IsRetryable(err) || !strings.Contains(err.Error(), "set access_key_id and secret_access_key") {
+		t.Fatalf("no credentials anywhere: %v", err)
+	}
+	t.Log(err)
 }
