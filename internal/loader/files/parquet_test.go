@@ -351,12 +351,26 @@ func TestParquetRejectedLines(t *testing.T) {
 // default gzip level) and reports events/s and bytes per event of each.
 func BenchmarkLoadParquet(b *testing.B) {
 	const n = 20000
-	good := make([][]byte, n)
-	for i := range good {
-		good[i] = line(i, fmt.Sprintf("2026-01-02 03:%02d:%02d.%03d", (i/60)%60, i%60, i%1000))
+	synthetic := make([][]byte, n)
+	for i := range synthetic {
+		synthetic[i] = line(i, fmt.Sprintf("2026-01-02 03:%02d:%02d.%03d", (i/60)%60, i%60, i%1000))
 	}
-	for _, format := range []string{FormatTSV, FormatParquet} {
-		b.Run(format, func(b *testing.B) {
+	// The enricher's golden events, repeated with new event ids.
+	golden, _ := enricherOutput(b)
+	enriched := make([][]byte, n)
+	for i := range enriched {
+		enriched[i] = setField(golden[i%len(golden)], "event_id", fmt.Sprintf("8c3c4f36-8b3e-4c0c-9b0f-%012d", i))
+	}
+	for _, tc := range []struct {
+		name   string
+		format string
+		good   [][]byte
+	}{
+		{"synthetic/tsv.gz", FormatTSV, synthetic}, {"synthetic/parquet", FormatParquet, synthetic},
+		{"enriched/tsv.gz", FormatTSV, enriched}, {"enriched/parquet", FormatParquet, enriched},
+	} {
+		format, good := tc.format, tc.good
+		b.Run(tc.name, func(b *testing.B) {
 			dir := b.TempDir()
 			l := open(b, dir, Options{Format: format, Trusted: true})
 			ctx := context.Background()
