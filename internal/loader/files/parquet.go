@@ -90,11 +90,16 @@ type parquetField struct {
 	name string
 }
 
-// parquetObject encodes the rows of one good object.
+// parquetObject encodes the rows of one good object. Full chunks of
+// rows are written by a goroutine while the next chunk is converted; at
+// most one write is under way, and it touches only its chunk and w, so
+// an object dropped before close leaves no goroutine behind for long.
 type parquetObject struct {
-	w    *parquet.Writer
-	vals []parquet.Value // rows not yet written, NumFields values each
-	rows []parquet.Row
+	w     *parquet.Writer
+	vals  []parquet.Value // rows being added, NumFields values each
+	spare []parquet.Value // the other chunk: being written, or free
+	rows  []parquet.Row   // used by the write under way
+	done  chan error      // the write under way, nil if none
 }
 
 const parquetChunk = 1024 // rows handed to the writer at a time
@@ -103,34 +108,60 @@ func newParquetObject(buf *bytes.Buffer, createdBy string) *parquetObject {
 	return &parquetObject{w: parquet.NewWriter(buf, parquetSchema,
 		parquet.Compression(parquetCodec),
 		parquet.DataPageVersion(1),
-		parquet.CreatedBy(createdBy, "", ""),
+		createdByOption(createdBy),
 	)}
 }
 
-// add appends a converted row (from parquetRow).
+// createdByOption sets the created_by of the footer as it is
+// (parquet.CreatedBy appends "(build ...)").
+type createdByOption string
+
+func (c createdByOption) ConfigureWriter(cfg *parquet.WriterConfig) { cfg.CreatedBy = string(c) }
+
+// add appends a converted row (from parquetRow); the values are copied,
+// the byte arrays they point to must live until close returns.
 func (p *parquetObject) add(row parquet.Row) error {
 	p.vals = append(p.vals, row...)
-	if len(p.vals) >= parquetChunk*event.NumFields {
-		return p.write()
+	if len(p.vals) < parquetChunk*event.NumFields {
+		return nil
 	}
+	if err := p.wait(); err != nil {
+		return err
+	}
+	chunk := p.vals
+	p.vals, p.spare = p.spare[:0], chunk
+	p.done = make(chan error, 1)
+	go func() { p.done <- p.write(chunk) }()
 	return nil
 }
 
-func (p *parquetObject) write() error {
+// wait waits for the write under way.
+func (p *parquetObject) wait() error {
+	if p.done == nil {
+		return nil
+	}
+	err := <-p.done
+	p.done = nil
+	return err
+}
+
+func (p *parquetObject) write(vals []parquet.Value) error {
 	p.rows = p.rows[:0]
-	for i := 0; i < len(p.vals); i += event.NumFields {
-		p.rows = append(p.rows, p.vals[i:i+event.NumFields:i+event.NumFields])
+	for i := 0; i < len(vals); i += event.NumFields {
+		p.rows = append(p.rows, vals[i:i+event.NumFields:i+event.NumFields])
 	}
 	if _, err := p.w.WriteRows(p.rows); err != nil {
 		return fmt.Errorf("files: parquet: %w", err)
 	}
-	p.vals = p.vals[:0]
 	return nil
 }
 
 // close writes the rows left and the footer.
 func (p *parquetObject) close() error {
-	if err := p.write(); err != nil {
+	if err := p.wait(); err != nil {
+		return err
+	}
+	if err := p.write(p.vals); err != nil {
 		return err
 	}
 	if err := p.w.Close(); err != nil {

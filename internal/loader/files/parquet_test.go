@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -127,34 +128,26 @@ func TestParquetLoad(t *testing.T) {
 		}
 	})
 
-	t.Run("every value", func(t *testing.T) {
-		rows, err := db.Query(fmt.Sprintf(`SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet('%s', filename = true, file_row_number = true) ORDER BY filename, file_row_number`, glob))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		want := inObjectOrder(t, good)
-		vals := make([]any, event.NumFields)
-		ptrs := make([]any, event.NumFields)
-		for i := range ptrs {
-			ptrs[i] = &vals[i]
-		}
-		n := 0
-		for ; rows.Next(); n++ {
-			if n >= len(want) {
-				t.Fatalf("more than %d rows", len(want))
-			}
-			if err := rows.Scan(ptrs...); err != nil {
+	t.Run("every value", func(t *testing.T) { sameRows(t, db, glob, inObjectOrder(t, good)) })
+
+	t.Run("metadata", func(t *testing.T) {
+		for _, k := range goodKeys {
+			f := filepath.Join(dir, k)
+			var groups, chunks, zstd int
+			var createdBy, tsType string
+			if err := db.QueryRow(fmt.Sprintf(`SELECT count(DISTINCT row_group_id), count(*), count(*) FILTER (WHERE compression = 'ZSTD') FROM parquet_metadata('%s')`, f)).Scan(&groups, &chunks, &zstd); err != nil {
 				t.Fatal(err)
 			}
-			for i, s := range strings.Split(string(want[n]), "\t") {
-				if msg := sameValue(event.Fields[i].Type, s, vals[i]); msg != "" {
-					t.Fatalf("row %d, %s: %s", n, event.Fields[i].Name, msg)
-				}
+			if err := db.QueryRow(fmt.Sprintf(`SELECT created_by FROM parquet_file_metadata('%s')`, f)).Scan(&createdBy); err != nil {
+				t.Fatal(err)
 			}
-		}
-		if err := rows.Err(); err != nil || n != len(want) {
-			t.Fatalf("%d rows read, want %d: %v", n, len(want), err)
+			if err := db.QueryRow(fmt.Sprintf(`SELECT type || ' ' || logical_type FROM parquet_schema('%s') WHERE name = 'derived_tstamp'`, f)).Scan(&tsType); err != nil {
+				t.Fatal(err)
+			}
+			if groups != 1 || chunks != event.NumFields || zstd != chunks || createdBy != "furrow version 0.0.0" ||
+				!strings.HasPrefix(tsType, "INT64 TimestampType(isAdjustedToUTC=1, unit=TimeUnit(MILLIS=") {
+				t.Errorf("%s: %d row groups, %d column chunks (%d zstd), created by %q, timestamps %s", k, groups, chunks, zstd, createdBy, tsType)
+			}
 		}
 	})
 
@@ -185,6 +178,39 @@ func TestParquetLoad(t *testing.T) {
 			}
 		}
 	})
+}
+
+// sameRows reads the objects of glob in key order with DuckDB and
+// compares every value with the TSV lines want.
+func sameRows(t *testing.T, db *sql.DB, glob string, want [][]byte) {
+	t.Helper()
+	rows, err := db.Query(fmt.Sprintf(`SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet('%s', filename = true, file_row_number = true) ORDER BY filename, file_row_number`, glob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	vals := make([]any, event.NumFields)
+	ptrs := make([]any, event.NumFields)
+	for i := range ptrs {
+		ptrs[i] = &vals[i]
+	}
+	n := 0
+	for ; rows.Next(); n++ {
+		if n >= len(want) {
+			t.Fatalf("more than %d rows", len(want))
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range strings.Split(string(want[n]), "\t") {
+			if msg := sameValue(event.Fields[i].Type, s, vals[i]); msg != "" {
+				t.Fatalf("row %d, %s: %s", n, event.Fields[i].Name, msg)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil || n != len(want) {
+		t.Fatalf("%d rows read, want %d: %v", n, len(want), err)
+	}
 }
 
 func countNonEmpty(good [][]byte, name string) string {
@@ -277,6 +303,36 @@ func TestParquetReplay(t *testing.T) {
 	}
 	if keys := objects(t, dir); !slices.Equal(keys, keys1) {
 		t.Fatalf("keys after replay %q, want %q", keys, keys1)
+	}
+}
+
+// TestParquetLarge loads objects of several chunks, written while the
+// next chunk is converted.
+func TestParquetLarge(t *testing.T) {
+	ctx := context.Background()
+	var b loader.Batch
+	for i := range 5000 {
+		b.Good = append(b.Good, line(i, fmt.Sprintf("2026-01-02 0%d:%02d:%02d.%03d", 3+i%3/2, i%60, i%60, i%1000)))
+	}
+	b.End = 1
+	var first map[string][]byte
+	for range 2 {
+		dir := t.TempDir()
+		l := open(t, dir, Options{Format: FormatParquet, Trusted: true})
+		if err := l.Load(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		sameRows(t, duck(t), filepath.Join(dir, "good/*/*/*/*/*.parquet"), inObjectOrder(t, b.Good))
+		got := map[string][]byte{}
+		for _, k := range objects(t, dir) {
+			if got[k], _ = os.ReadFile(filepath.Join(dir, k)); !strings.HasSuffix(k, ".parquet") && k != StateKey {
+				t.Errorf("object %s", k)
+			}
+		}
+		if first != nil && !maps.EqualFunc(first, got, bytes.Equal) {
+			t.Fatal("the replay wrote other objects or bytes")
+		}
+		first = got
 	}
 }
 
