@@ -191,15 +191,16 @@ func parquetRow(row parquet.Row, line []byte) (parquet.Row, error) {
 			}
 			v, rest = rest[:j], rest[j+1:]
 		}
-		if len(v) == 0 {
-			row = append(row, parquet.Value{}.Level(0, 0, i))
-			continue
+		var val parquet.Value // null
+		if len(v) > 0 {
+			var msg string
+			if val, msg = parquetValue(event.Fields[i].Type, v); msg != "" {
+				bad = append(bad, event.InvalidValue{Field: event.Fields[i].Name, Value: string(v), Message: msg})
+			}
+			val.SetDefinitionLevel(1)
 		}
-		val, msg := parquetValue(event.Fields[i].Type, v)
-		if msg != "" {
-			bad = append(bad, event.InvalidValue{Field: event.Fields[i].Name, Value: string(v), Message: msg})
-		}
-		row = append(row, val.Level(0, 1, i))
+		val.SetColumnIndex(i)
+		row = append(row, val)
 	}
 	if len(bad) > 0 {
 		return row, &event.ParseError{Invalid: bad}
