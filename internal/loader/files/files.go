@@ -1,7 +1,8 @@
 // Package files is the object-store destination: it writes enriched
 // events (gzipped TSV exactly as Snowplow's S3 loader does, gzipped
-// Analytics-SDK JSON lines, or typed Parquet: FormatParquet) and bad rows (gzipped self-describing JSON
-// lines) as objects to a Store, a local directory today (Dir), S3 later.
+// Analytics-SDK JSON lines, or typed Parquet: see FormatParquet) and bad
+// rows (gzipped self-describing JSON lines) as objects to a Store, a
+// local directory today (Dir), S3 later.
 //
 // # Objects
 //
