@@ -20,7 +20,7 @@ import (
 
 // enricherOutput reads the good lines and bad rows furrow's enricher
 // produced for its golden tests (internal/enrich/testdata).
-func enricherOutput(t *testing.T) (good, bad [][]byte) {
+func enricherOutput(t testing.TB) (good, bad [][]byte) {
 	t.Helper()
 	files, err := filepath.Glob("../../enrich/testdata/*.golden")
 	if err != nil || len(files) == 0 {

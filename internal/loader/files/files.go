@@ -1,7 +1,8 @@
 // Package files is the object-store destination: it writes enriched
-// events (gzipped TSV exactly as Snowplow's S3 loader does, or gzipped
-// Analytics-SDK JSON lines) and bad rows (gzipped self-describing JSON
-// lines) as objects to a Store, a local directory today (Dir), S3 later.
+// events (gzipped TSV exactly as Snowplow's S3 loader does, gzipped
+// Analytics-SDK JSON lines, or typed Parquet: see FormatParquet) and bad
+// rows (gzipped self-describing JSON lines) as objects to a Store, a
+// local directory today (Dir), S3 later.
 //
 // # Objects
 //
@@ -9,7 +10,7 @@
 // good template present in the batch, and one bad object per partition
 // of the bad template (which includes the bad row's schema). Their keys:
 //
-//	<GoodPrefix><partition>/<yyyy-MM-dd-HHmmss>-<Start>-<End>.tsv.gz   (or .json.gz)
+//	<GoodPrefix><partition>/<yyyy-MM-dd-HHmmss>-<Start>-<End>.tsv.gz   (or .json.gz, .parquet)
 //	<BadPrefix><partition>/<yyyy-MM-dd-HHmmss>-<Start>-<End>.json.gz
 //
 // Start and End are the batch's log positions, zero-padded to 20 digits
@@ -58,6 +59,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/furrow-io/furrow/internal/analytics"
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/event"
@@ -88,7 +91,8 @@ const StateKey = "_furrow/state.json"
 // Options configure a files destination. Zero values take the defaults.
 type Options struct {
 	Store Store // required
-	// Format of good objects: "tsv.gz" (default) or "json.gz".
+	// Format of good objects: "tsv.gz" (default), "json.gz" or
+	// "parquet".
 	Format string
 	// GoodPrefix and BadPrefix start the keys of good and bad objects
 	// ("good/", "bad/"); "/" is added if missing. Neither may be a
@@ -156,10 +160,10 @@ func Open(ctx context.Context, o Options) (*Loader, error) {
 		o.Format, l.ext = FormatTSV, ".tsv.gz"
 	case FormatJSON:
 		l.ext = ".json.gz"
-	case "parquet":
-		return nil, errors.New("files: format parquet is not supported yet (use tsv.gz or json.gz)")
+	case FormatParquet:
+		l.ext = ".parquet"
 	default:
-		return nil, fmt.Errorf("files: unknown format %q (use tsv.gz or json.gz)", o.Format)
+		return nil, fmt.Errorf("files: unknown format %q (use tsv.gz, json.gz or parquet)", o.Format)
 	}
 	var err error
 	if o.GoodPrefix, err = prefix(o.GoodPrefix, DefaultGoodPrefix); err != nil {
@@ -301,6 +305,7 @@ type object struct {
 	buf   bytes.Buffer
 	raw   []byte // lines not yet compressed
 	zw    *gzip.Writer
+	pq    *parquetObject // instead of raw and zw, for FormatParquet
 }
 
 const flushAt = 256 << 10
@@ -410,6 +415,7 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 		parsingErrors = append(parsingErrors, rejected{parsingError(l.o.Processor, err, line), lineTime(line, now)})
 	}
 	var js, partBuf []byte
+	var row parquet.Row
 	res := make([]prepared, len(b.Good))
 	ready := l.prepare(b.Good, res)
 	for i, line := range b.Good {
@@ -431,6 +437,12 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 			}
 			out = js
 		}
+		if l.o.Format == FormatParquet {
+			if row, err = parquetRow(row, line); err != nil {
+				reject(err, line)
+				continue
+			}
+		}
 		o := goodBy[string(ts[:l.good.width])]
 		if o == nil {
 			t, err := time.Parse(event.TimestampLayout, string(ts))
@@ -441,13 +453,21 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 			partBuf = l.good.Render(partBuf[:0], t, SchemaKey{})
 			o = l.newObject()
 			o.key = string(partBuf) // completed below
+			if l.o.Format == FormatParquet {
+				o.pq = newParquetObject(&o.buf, l.o.Processor.Artifact+" version "+l.o.Processor.Version)
+			}
 			goodBy[string(ts[:l.good.width])] = o
 			goods = append(goods, o)
 		}
 		if o.first == "" || string(ts) < o.first {
 			o.first = string(ts)
 		}
-		if err := o.add(out); err != nil {
+		if o.pq != nil {
+			err = o.pq.add(row)
+		} else {
+			err = o.add(out)
+		}
+		if err != nil {
 			return nil, nil, 0, err
 		}
 	}
@@ -496,10 +516,13 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 	}
 
 	name := func(o *object, pfx, ext string) error {
-		if err := o.flush(); err != nil {
+		if o.pq != nil {
+			if err := o.pq.close(); err != nil {
+				return err
+			}
+		} else if err := o.flush(); err != nil {
 			return err
-		}
-		if err := o.zw.Close(); err != nil {
+		} else if err := o.zw.Close(); err != nil {
 			return err
 		}
 		t, _ := time.Parse(event.TimestampLayout, o.first)

@@ -525,7 +525,6 @@ func TestOptions(t *testing.T) {
 		o    Options
 		err  string
 	}{
-		{"parquet", Options{Format: "parquet"}, "parquet is not supported yet"},
 		{"unknown format", Options{Format: "csv"}, `unknown format "csv"`},
 		{"same prefixes", Options{GoodPrefix: "x", BadPrefix: "x/"}, "overlap"},
 		{"nested prefixes", Options{GoodPrefix: "events/", BadPrefix: "events/bad"}, "overlap"},
