@@ -43,7 +43,7 @@ type Config struct {
 	// pseudonymized. They add to DefaultJSON.
 	JSON []JSONRule `yaml:"json,omitempty"`
 	// CacheEntries bounds the in-memory cache of recent pseudonyms
-	// (default 65536; 0 turns it off).
+	// (default 16384; 0 turns it off).
 	CacheEntries *int `yaml:"cache_entries,omitempty"`
 }
 
@@ -61,7 +61,7 @@ const (
 )
 
 // DefaultCacheEntries is the size of the pseudonym cache.
-const DefaultCacheEntries = 1 << 16
+const DefaultCacheEntries = 1 << 14
 
 // DefaultAllow is the fields kept in clear unless pseudonymize.allow
 // replaces it: fields that identify no one (times, versions, event
