@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/loader"
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/stream"
 )
@@ -716,22 +717,9 @@ func badRowLine(r []byte) []byte {
 	return append(line, r...)
 }
 
+// parsingError: see loader.ParsingError.
 func parsingError(p badrows.Processor, err error, line []byte) []byte {
-	var f badrows.ParsingFailure
-	var pe *event.ParseError
-	switch {
-	case errors.As(err, &pe) && pe.FieldCount != 0:
-		n := pe.FieldCount
-		f = badrows.ParsingFailure{Type: "FieldNumberMismatch", FieldCount: &n}
-	case errors.As(err, &pe):
-		f.Type = "RowDecodingError"
-		for _, iv := range pe.Invalid {
-			f.Errors = append(f.Errors, badrows.InvalidValue{Type: "InvalidValue", Key: iv.Field, Value: iv.Value, Message: iv.Message})
-		}
-	default:
-		f = badrows.ParsingFailure{Type: "RowDecodingError", Errors: []badrows.InvalidValue{{Type: "InvalidValue", Key: "line", Value: "", Message: err.Error()}}}
-	}
-	return badrows.LoaderParsingError(p, f, string(line))
+	return loader.ParsingError(p, err, line)
 }
 
 type rejectedLine struct {

@@ -667,20 +667,7 @@ func oneLine(r []byte) []byte {
 	return []byte(strings.NewReplacer("\n", " ", "\r", " ").Replace(string(r)))
 }
 
+// parsingError: see loader.ParsingError.
 func parsingError(p badrows.Processor, err error, line []byte) []byte {
-	var f badrows.ParsingFailure
-	var pe *event.ParseError
-	switch {
-	case errors.As(err, &pe) && pe.FieldCount != 0:
-		n := pe.FieldCount
-		f = badrows.ParsingFailure{Type: "FieldNumberMismatch", FieldCount: &n}
-	case errors.As(err, &pe):
-		f.Type = "RowDecodingError"
-		for _, iv := range pe.Invalid {
-			f.Errors = append(f.Errors, badrows.InvalidValue{Type: "InvalidValue", Key: iv.Field, Value: iv.Value, Message: iv.Message})
-		}
-	default:
-		f = badrows.ParsingFailure{Type: "RowDecodingError", Errors: []badrows.InvalidValue{{Type: "InvalidValue", Key: "line", Value: "", Message: err.Error()}}}
-	}
-	return badrows.LoaderParsingError(p, f, string(line))
+	return loader.ParsingError(p, err, line)
 }

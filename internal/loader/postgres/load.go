@@ -260,24 +260,9 @@ func (l *Loader) copyRows(ctx context.Context, tx pgx.Tx, target string, r *rows
 	return l.copyRows(ctx, tx, target, r, m, j, refused)
 }
 
-// parsingError is the loader_parsing_error bad row of a line that did
-// not convert.
+// parsingError: see loader.ParsingError.
 func parsingError(p badrows.Processor, err error, line []byte) []byte {
-	var f badrows.ParsingFailure
-	var pe *event.ParseError
-	switch {
-	case errors.As(err, &pe) && pe.FieldCount != 0:
-		n := pe.FieldCount
-		f = badrows.ParsingFailure{Type: "FieldNumberMismatch", FieldCount: &n}
-	case errors.As(err, &pe):
-		f.Type = "RowDecodingError"
-		for _, iv := range pe.Invalid {
-			f.Errors = append(f.Errors, badrows.InvalidValue{Type: "InvalidValue", Key: iv.Field, Value: iv.Value, Message: iv.Message})
-		}
-	default:
-		f = badrows.ParsingFailure{Type: "RowDecodingError", Errors: []badrows.InvalidValue{{Type: "InvalidValue", Key: "line", Message: err.Error()}}}
-	}
-	return badrows.LoaderParsingError(p, f, string(line))
+	return loader.ParsingError(p, err, line)
 }
 
 // refusedLine is the loader_parsing_error bad row of a line Postgres
