@@ -25,8 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/furrow-io/furrow/internal/badrows"
-	"github.com/furrow-io/furrow/internal/loader"
 	"github.com/furrow-io/furrow/internal/event"
+	"github.com/furrow-io/furrow/internal/loader"
 	"github.com/furrow-io/furrow/internal/stream"
 )
 
