@@ -12,14 +12,8 @@ import (
 	"github.com/furrow-io/furrow/internal/pseudo"
 )
 
-// ParamField tells which column tracker parameter name fills (res, vp
-// and ds fill two: the first is returned).
-func ParamField(name string) (int, bool) {
-	i, ok := paramFields[name]
-	return i, ok
-}
-
-// ParamFields is every tracker parameter's column, for
+// ParamFields is every tracker parameter's column (res, vp and ds fill
+// two: the first is given), for
 // pseudo.Policy.SetParams; the map is shared: do not change it.
 func ParamFields() map[string]int { return paramFields }
 

@@ -100,22 +100,27 @@ func (p *Policy) nameValues(list any) {
 	}
 }
 
+// collectorPayload rewrites the collector payload of adapter_failures
+// and tracker_protocol_violations.
 func (p *Policy) collectorPayload(m map[string]any) {
 	p.nameValues(m["querystring"])
 	p.str(m, "body", p.Body)
-	p.str(m, "ipAddress", p.IPAddress)
-	p.str(m, "useragent", p.UserAgent)
-	p.str(m, "refererUri", p.RefererURI)
-	p.str(m, "networkUserId", p.NetworkUserID)
-	p.headers(m)
+	p.request(m, "networkUserId")
 }
 
+// rawEvent rewrites the raw event of an enrichment payload.
 func (p *Policy) rawEvent(m map[string]any) {
 	p.nameValues(m["parameters"])
+	p.request(m, "userId")
+}
+
+// request rewrites what both shapes hold of the request: IP address,
+// user agent, referer, the network user id (under nuidKey) and headers.
+func (p *Policy) request(m map[string]any, nuidKey string) {
 	p.str(m, "ipAddress", p.IPAddress)
 	p.str(m, "useragent", p.UserAgent)
 	p.str(m, "refererUri", p.RefererURI)
-	p.str(m, "userId", p.NetworkUserID)
+	p.str(m, nuidKey, p.NetworkUserID)
 	p.headers(m)
 }
 

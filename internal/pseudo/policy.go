@@ -133,9 +133,6 @@ var keySchemaKey = func() iglu.SchemaKey {
 	return k
 }()
 
-// Hasher returns the policy's hasher.
-func (p *Policy) Hasher() *Hasher { return p.h }
-
 // Pseudonym returns the pseudonym of v.
 func (p *Policy) Pseudonym(v string) string { return p.h.String(v) }
 
@@ -266,9 +263,4 @@ func (p *Policy) Entity(sdj *iglu.SelfDescribing) error {
 	}
 	sdj.Data = out
 	return nil
-}
-
-// JSON rewrites any JSON document with no leaf kept.
-func (p *Policy) JSON(data []byte) ([]byte, error) {
-	return p.h.appendJSON(make([]byte, 0, len(data)+128), data, nil, 0)
 }

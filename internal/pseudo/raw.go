@@ -3,7 +3,6 @@ package pseudo
 import (
 	"encoding/base64"
 	"encoding/json"
-	"net/url"
 	"strings"
 
 	ev "github.com/furrow-io/furrow/internal/event"
@@ -237,32 +236,4 @@ func (p *Policy) NetworkUserID(v string) string {
 	}
 	h := p.h.String(v)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-// Querystring rewrites a raw query string parameter by parameter.
-func (p *Policy) Querystring(q string) string {
-	if q == "" {
-		return q
-	}
-	var b strings.Builder
-	for i, kv := range strings.Split(q, "&") {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			b.WriteString(p.h.String(kv))
-			continue
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		if dec, err := url.QueryUnescape(v); err == nil {
-			// Rewrite the value as the enricher reads it, so its
-			// pseudonym is the one its column gets.
-			b.WriteString(url.QueryEscape(p.Param(k, dec)))
-		} else {
-			b.WriteString(p.h.String(v))
-		}
-	}
-	return b.String()
 }
