@@ -32,6 +32,7 @@ import (
 	_ "github.com/furrow-io/furrow/internal/enrich/step/all" // the enrichments furrow implements
 	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/iglu"
+	"github.com/furrow-io/furrow/internal/loader"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 	"github.com/furrow-io/furrow/internal/micro"
 	"github.com/furrow-io/furrow/internal/pipeline"
@@ -95,10 +96,15 @@ type App struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	raw, bad *wal.Log
-	store    *duckdb.Store
-	microS   *micro.Store
-	server   *fasthttp.Server
-	listener net.Listener
+	store    *duckdb.Store // the fused path's (see fusedDuckDB)
+	// The enriched log mode's (see destinations.go).
+	enrichedLog *wal.Log
+	enriched    *loader.Enriched
+	dests       []destination
+	stores      []*duckdb.Store // its duckdb destinations'
+	microS      *micro.Store
+	server      *fasthttp.Server
+	listener    net.Listener
 	// The local socket: `furrow sql` and metrics (see Socket).
 	sockListener net.Listener
 	sockServer   *http.Server
@@ -192,23 +198,30 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	// The one duckdb destination (see checkDestinationsLoaded).
-	if ds := cfg.EffectiveDestinations(); len(ds) == 1 && ds[0].DuckDB != nil {
-		cfg.DuckDB.Path, cfg.DuckDB.Schema = ds[0].DuckDB.Path, ds[0].DuckDB.Schema
-	}
-	if cfg.DuckDB.Enabled {
-		// Only furrow's enricher writes to it: see duckdb.Options.Trusted.
-		a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, MemoryLimit: Memory(cfg).DuckDB, RowGroupRows: Memory(cfg).RowGroupRows, Trusted: true, Processor: proc, Logger: log, Registry: a.reg})
-		if err != nil {
-			return nil, err
+	if fusedDuckDB(cfg) {
+		// The one duckdb destination, or the duckdb section's.
+		if ds := cfg.EffectiveDestinations(); len(ds) == 1 {
+			cfg.DuckDB.Path, cfg.DuckDB.Schema = ds[0].DuckDB.Path, ds[0].DuckDB.Schema
 		}
+		if cfg.DuckDB.Enabled {
+			// Only furrow's enricher writes to it: see duckdb.Options.Trusted.
+			a.store, err = duckdb.Open(ctx, duckdb.Options{Path: cfg.DuckDBPath(), Schema: cfg.DuckDB.Schema, Threads: cfg.DuckDB.Threads, Nice: cfg.DuckDB.Nice, MemoryLimit: Memory(cfg).DuckDB, RowGroupRows: Memory(cfg).RowGroupRows, Trusted: true, Processor: proc, Logger: log, Registry: a.reg})
+			if err != nil {
+				return nil, err
+			}
+		}
+	} else if err := a.openDestinations(ctx, walOpts("enriched")); err != nil {
+		return nil, err
 	}
 	if a.sockListener, err = listenSocket(cfg.DataDir); err != nil {
 		log.Warn("no local socket: furrow sql cannot query this furrow while it runs, and metrics are not served", "err", err)
 	} else {
 		var q querier
-		if a.store != nil {
+		switch {
+		case a.store != nil:
 			q = a.store
+		case len(a.stores) > 0:
+			q = a.stores[0] // the first duckdb destination
 		}
 		a.sockServer = &http.Server{Handler: socketHandler(q, cfg.SQL, a.reg, log), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -228,7 +241,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	col, err := collector.New(collector.Options{
 		Config: cfg.Collector, Good: a.raw.Sink(), Bad: a.bad.Sink(),
 		Name: "furrow-" + shortVersion() + "-embedded", Processor: proc, Logger: log, Registry: a.reg,
-		Health: a.health.Err,
+		// A destination failing does not stop collection: /sink-health
+		// names it but stays 200 (see collector.Options.Degraded).
+		Health:   func() error { return a.health.ErrOf(func(n string) bool { return !isDestination(n) }) },
+		Degraded: func() error { return a.health.ErrOf(isDestination) },
 	})
 	if err != nil {
 		return nil, err
@@ -287,6 +303,10 @@ func (a *App) sinks() (good, bad stream.Sink) {
 	return discard, discard
 }
 
+// EnrichedFrameRecords is how many outputs the enricher writes to the
+// enriched log at most in one frame, under traffic.
+const EnrichedFrameRecords = 4096
+
 // StopMargin is how long a graceful stop waits, after DrainTimeout, for
 // the stages to store what they read; then it interrupts them (what they
 // had not stored is processed again at the next start).
@@ -331,13 +351,27 @@ func (a *App) Run(ctx context.Context) error {
 	if a.stdout != nil {
 		observers = append(observers, a.stdout)
 	}
+	fwdSink := bad
+	if a.enriched != nil {
+		// Into the enriched log, in frames that record how far each
+		// upstream log was read (loader.Enriched).
+		st := a.enriched.Stage("raw")
+		good, bad = st.Good(), st.Bad()
+		rawSrc = a.enriched.Source("raw", rawSrc)
+		fwdSink = a.enriched.Stage("collector-bad").Bad()
+		badSrc = a.enriched.Source("collector-bad", badSrc)
+	}
 	enr := &pipeline.Enrich{Source: rawSrc, Enricher: a.enricher, Good: good, Bad: bad, Observers: observers,
 		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg, Health: a.health.Component("enrich")}
-	if a.store != nil {
+	switch {
+	case a.store != nil:
 		// Under traffic, load one row group at a time.
 		enr.FlushRecords = a.store.RowGroupRows()
+	case a.enriched != nil:
+		// Frames of a few MB: the destinations batch on their own.
+		enr.FlushRecords = EnrichedFrameRecords
 	}
-	fwd := &pipeline.Forward{Source: badSrc, Sink: bad, Logger: a.log, Health: a.health.Component("forward"), Observe: func(recs [][]byte) {
+	fwd := &pipeline.Forward{Source: badSrc, Sink: fwdSink, Logger: a.log, Health: a.health.Component("forward"), Observe: func(recs [][]byte) {
 		if a.microS != nil {
 			a.microS.Observe(nil, recs)
 		}
@@ -346,7 +380,13 @@ func (a *App) Run(ctx context.Context) error {
 		// Size violations and log damage reports carry raw bytes.
 		fwd.Transform = a.pseudonymizeBad
 	}
+	// The upstream stages (enrich, forward) stop first, then the
+	// destinations, which load what the upstream stages stored.
 	stages := []stage{{"enrich", enr}, {"forward", fwd}}
+	const upstream = 2
+	for _, d := range a.dests {
+		stages = append(stages, stage{"destination/" + d.d.Name, d.runner})
+	}
 
 	// hard ends the stages at once; a graceful stop uses Stop first.
 	hard, abort := context.WithCancel(context.WithoutCancel(ctx))
@@ -371,9 +411,10 @@ func (a *App) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	a.log.Info("furrow is running", "collector", "http://"+a.Addr(), "data_dir", a.cfg.DataDir,
-		"duckdb", a.cfg.DuckDB.Enabled, "micro", a.microS != nil)
+		"destinations", destinationNames(a.cfg), "micro", a.microS != nil)
 
 	running := len(stages)
+	finished := map[string]bool{}
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -384,6 +425,7 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = err
 	case d := <-done:
 		running--
+		finished[d.name] = true
 		runErr = a.stageStopped(d)
 	}
 
@@ -396,15 +438,24 @@ func (a *App) Run(ctx context.Context) error {
 	if runErr == nil {
 		a.drain(drainBy)
 	}
-	for _, s := range stages {
+	for _, s := range stages[:upstream] {
 		s.s.Stop()
 	}
 	margin := time.NewTimer(time.Until(drainBy.Add(StopMargin)))
 	defer margin.Stop()
+	downstreamStopped := false
 	for running > 0 {
+		if !downstreamStopped && finished["enrich"] && finished["forward"] {
+			for _, s := range stages[upstream:] {
+				s.s.Stop()
+			}
+			downstreamStopped = true
+			continue
+		}
 		select {
 		case d := <-done:
 			running--
+			finished[d.name] = true
 			if d.err != nil && runErr == nil {
 				runErr = a.stageStopped(d)
 			}
@@ -478,7 +529,13 @@ func (a *App) closeAll(ctx context.Context) error {
 	if a.store != nil {
 		errs = append(errs, a.store.Close(ctx))
 	}
-	for _, l := range []*wal.Log{a.raw, a.bad} {
+	for _, st := range a.stores {
+		errs = append(errs, st.Close(ctx))
+	}
+	if a.enriched != nil {
+		errs = append(errs, a.enriched.Close())
+	}
+	for _, l := range []*wal.Log{a.raw, a.bad, a.enrichedLog} {
 		if l != nil {
 			errs = append(errs, l.Close())
 		}

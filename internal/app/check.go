@@ -40,25 +40,19 @@ var checks = []func(cfg *config.Config) error{
 	checkDuckDBPath,
 	checkPseudonymizeKey,
 	checkEnrichments,
-	checkDestinationsLoaded,
+	checkDestinationPaths,
 }
 
-// checkDestinationsLoaded refuses, rather than ignores, destinations
-// this version of furrow run cannot load yet: it loads into one duckdb
-// destination. The other types are checked, and `furrow snowflake sql`
-// reads the files and s3 ones.
-func checkDestinationsLoaded(cfg *config.Config) error {
+// checkDestinationPaths reports a files destination whose path is
+// there and is not a directory; a missing one is created at start.
+func checkDestinationPaths(cfg *config.Config) error {
 	var errs []error
-	ducks := 0
 	for i, d := range cfg.EffectiveDestinations() {
-		switch d.Type {
-		case config.TypeDuckDB:
-			if ducks++; ducks > 1 {
-				errs = append(errs, fmt.Errorf("destinations[%d] (name %q): furrow run loads into one duckdb destination in this version", i, d.Name))
-			}
-		default:
-			errs = append(errs, fmt.Errorf("destinations[%d] (name %q): furrow run does not load %s destinations yet (only duckdb); the setting is checked, and furrow snowflake sql reads files and s3 destinations",
-				i, d.Name, d.Type))
+		if d.Files == nil {
+			continue
+		}
+		if fi, err := os.Stat(d.Files.Path); err == nil && !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("destinations[%d] (name %q).path: %s is not a directory", i, d.Name, d.Files.Path))
 		}
 	}
 	return errors.Join(errs...)

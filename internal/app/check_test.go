@@ -146,17 +146,18 @@ func TestCheckUnwritable(t *testing.T) {
 	}
 }
 
-// Destinations furrow run cannot load yet are refused, not ignored; one
-// duckdb destination is loaded where it says.
-func TestCheckDestinationsLoaded(t *testing.T) {
+// A files destination whose path is a file is refused; one duckdb
+// destination is loaded where it says.
+func TestCheckDestinations(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "f.yaml")
+	os.WriteFile(filepath.Join(dir, "lake"), nil, 0o600)
 	os.WriteFile(f, []byte("data_dir: "+dir+"/data\ndestinations:\n  - name: wh\n    type: duckdb\n    path: "+dir+"/wh.duckdb\n  - name: lake\n    type: files\n    path: "+dir+"/lake\n"), 0o600)
 	c, err := config.Load(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Check(c); err == nil || !strings.Contains(err.Error(), `destinations[1] (name "lake"): furrow run does not load files destinations yet`) {
+	if err := Check(c); err == nil || !strings.Contains(err.Error(), `destinations[1] (name "lake").path: `+dir+`/lake is not a directory`) {
 		t.Fatalf("Check: %v", err)
 	}
 	os.WriteFile(f, []byte("data_dir: "+dir+"/data\nlisten: 127.0.0.1:0\ndestinations:\n  - name: wh\n    type: duckdb\n    path: "+dir+"/wh.duckdb\n"), 0o600)

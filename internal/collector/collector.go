@@ -54,6 +54,12 @@ type Options struct {
 	// while it returns an error (a stage of the pipeline failing), not
 	// only while the sinks cannot be written.
 	Health func() error
+	// Degraded, if set, names what is failing without stopping
+	// collection (a destination that is down): /sink-health still
+	// answers 200, with the errors after "ok". A load balancer keeps
+	// sending traffic, which the log holds until the destination is
+	// back; a person or a check reading the body sees which one.
+	Degraded func() error
 }
 
 // Collector answers the tracker endpoints; see Handle and NewServer.
@@ -68,6 +74,7 @@ type Collector struct {
 	sameSite  string
 	m         metrics
 	health    func() error
+	degraded  func() error
 	failures  *logx.Limiter
 
 	expires atomic.Pointer[expiresCache]
@@ -107,7 +114,7 @@ func New(o Options) (*Collector, error) {
 		o.Registry = prometheus.NewRegistry()
 	}
 	c := &Collector{cfg: o.Config, good: o.Good, bad: o.Bad, name: o.Name, processor: o.Processor, log: o.Logger, now: o.Now,
-		health: o.Health, failures: logx.NewLimiter(o.Logger, 0)}
+		health: o.Health, degraded: o.Degraded, failures: logx.NewLimiter(o.Logger, 0)}
 	if o.Config.DoNotTrackCookie.Enabled {
 		c.dnt = regexp.MustCompile("^(?:" + o.Config.DoNotTrackCookie.Value + ")$")
 	}
@@ -186,6 +193,11 @@ func (c *Collector) serve(ctx *fasthttp.RequestCtx) int {
 		return text(ctx, fasthttp.StatusOK, "ok")
 	case "/sink-health":
 		if c.Healthy() {
+			if c.degraded != nil {
+				if err := c.degraded(); err != nil {
+					return text(ctx, fasthttp.StatusOK, "ok; degraded: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+				}
+			}
 			return text(ctx, fasthttp.StatusOK, "ok")
 		}
 		return text(ctx, fasthttp.StatusServiceUnavailable, "Service Unavailable")

@@ -124,6 +124,18 @@ func (r *Registry) Err() error {
 	return errors.Join(errs...)
 }
 
+// ErrOf is Err for the components and checks whose name match
+// accepts.
+func (r *Registry) ErrOf(match func(name string) bool) error {
+	var errs []error
+	for _, s := range r.Status() {
+		if s.Err != nil && match(s.Name) {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name, s.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Healthy reports whether Err is nil.
 func (r *Registry) Healthy() bool { return r.Err() == nil }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/wal"
 )
@@ -43,19 +44,33 @@ func BadRecord(row []byte) []byte  { return append([]byte{KindBad}, row...) }
 type Runner struct {
 	Name   string
 	Loader Loader
-	Log    *wal.Log
+	// Open, when Loader is nil, opens the destination; it is retried
+	// like a load, so furrow starts while a destination is unreachable.
+	Open func(ctx context.Context) (Loader, error)
+	Log  *wal.Log
 
 	MaxRecords    int           // default 10,000
 	MaxBytes      int           // default 8 MiB
 	MaxDelay      time.Duration // default 200ms
 	RetryDelay    time.Duration // first retry; default 100ms
 	MaxRetryDelay time.Duration // default 5s
+	// PermanentRetryDelay, when set, makes a permanent error hold the
+	// destination back rather than end Run: it is reported (log at
+	// error level, Health, metric) and the load tried again this long
+	// after, so that a fixed password or bucket policy takes effect
+	// without a restart. Zero: Run returns the error.
+	PermanentRetryDelay time.Duration
+	// Processor names furrow in the bad row made of a record that is not
+	// a frame (see DecodeFrame).
+	Processor badrows.Processor
 
 	Health   *health.Component
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 
-	m *runnerMetrics
+	m                  *runnerMetrics
+	initOnce, stopOnce sync.Once
+	stopping           chan struct{}
 }
 
 // metrics per destination, labelled by its name.
@@ -94,7 +109,7 @@ func newRunnerMetrics() *runnerMetrics {
 		bad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "furrow_destination_bad_rows_loaded_total",
 			Help: "Bad rows a destination loaded (its own loader_parsing_error rows not included)."}, []string{"destination"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "furrow_destination_retries_total",
-			Help: "Loads retried after a retryable error."}, []string{"destination"}),
+			Help: "Loads (or opens) of a destination tried again after an error, by its class: retryable (an outage, retried with backoff) or permanent (configuration or permission, retried slowly and reported)."}, []string{"destination", "class"}),
 		lastLoad: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "furrow_destination_last_load_timestamp_seconds",
 			Help: "When a destination last loaded a batch (Unix time)."}, []string{"destination"}),
 	}
@@ -110,6 +125,7 @@ func (m *runnerMetrics) register(reg prometheus.Registerer) error {
 }
 
 func (r *Runner) defaults() {
+	r.initStop()
 	if r.MaxRecords <= 0 {
 		r.MaxRecords = 10000
 	}
@@ -134,10 +150,24 @@ func (r *Runner) defaults() {
 // ReaderName is the enriched log reader of destination name.
 func ReaderName(name string) string { return "dest-" + name }
 
-// Run loads until ctx is done (then it returns nil; what was read and not
-// committed is read again at the next start) or a permanent error.
+// Stop makes Run return once the batch being loaded is stored (a
+// graceful stop); it may be called before or during Run.
+func (r *Runner) Stop() {
+	r.initStop()
+	r.stopOnce.Do(func() { close(r.stopping) })
+}
+
+func (r *Runner) initStop() {
+	r.initOnce.Do(func() { r.stopping = make(chan struct{}) })
+}
+
+// Run loads until Stop is called or ctx is done (then it returns nil;
+// what was read and not stored is read again at the next start), or,
+// without PermanentRetryDelay, until a permanent error. It closes the
+// Loader when it returns.
 func (r *Runner) Run(ctx context.Context) error {
 	r.defaults()
+	r.initStop()
 	m, err := metricsFor(r.Registry)
 	if err != nil {
 		return err
@@ -153,23 +183,45 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		defer r.Registry.Unregister(backlog)
 	}
+	// Reading ends with Stop too; loading only with ctx.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stopping:
+			cancel()
+		case <-rctx.Done():
+		}
+	}()
 	rd, err := r.Log.Reader(ReaderName(r.Name))
 	if err != nil {
 		return err
 	}
 	defer rd.Close()
-	var stored int64
-	if err := r.retry(ctx, func() (err error) { stored, err = r.Loader.Position(ctx); return err }); err != nil {
-		return r.stop(ctx, err)
+	if r.Loader == nil {
+		if err := r.retry(rctx, func() (err error) { r.Loader, err = r.Open(rctx); return err }); err != nil {
+			return r.stop(rctx, err)
+		}
 	}
+	defer r.Loader.Close(context.WithoutCancel(ctx))
+	var stored int64
+	if err := r.retry(rctx, func() (err error) { stored, err = r.Loader.Position(rctx); return err }); err != nil {
+		return r.stop(rctx, err)
+	}
+	due, _ := r.Loader.(interface {
+		Due(rawBytes int, age time.Duration) bool
+	})
 	for {
-		b, err := r.read(ctx, rd, stored)
+		b, err := r.read(rctx, rd, stored, due)
 		if err != nil {
-			return r.stop(ctx, err)
+			return r.stop(rctx, err)
 		}
 		if b.End > stored {
-			if err := r.retry(ctx, func() error { return r.Loader.Load(ctx, b) }); err != nil {
-				return r.stop(ctx, err)
+			// The load itself ends only with ctx; waits between
+			// attempts end with Stop too (what is not loaded stays in
+			// the log).
+			if err := r.retry(rctx, func() error { return r.Loader.Load(ctx, b) }); err != nil {
+				return r.stop(rctx, err)
 			}
 			stored = b.End
 			m.rows.WithLabelValues(r.Name).Add(float64(len(b.Good)))
@@ -198,51 +250,66 @@ func (r *Runner) stop(ctx context.Context, err error) error {
 }
 
 // read returns the next batch: at least one record, then more for up to
-// MaxDelay while the batch is not full. Records that end at or before
-// stored, which the destination holds already, are left out of it (its
-// End still covers them, so that they are committed).
-func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64) (Batch, error) {
+// MaxDelay while the batch is not full (nor due, for a destination that
+// says when). Records that end at or before stored, which the
+// destination holds already, are left out of it (its End still covers
+// them, so that they are committed).
+func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due interface {
+	Due(int, time.Duration) bool
+}) (Batch, error) {
 	var b Batch
 	b.Start = -1
+	size, lines := 0, 0
 	add := func(recs []wal.Record) {
 		for _, rec := range recs {
 			b.End = rec.Next
+			size += len(rec.Data)
 			if rec.Next <= stored || len(rec.Data) == 0 {
 				continue
 			}
 			if b.Start < 0 {
 				b.Start = rec.Offset
 			}
-			data := append([]byte(nil), rec.Data[1:]...) // Data is reused by the next Read
-			switch rec.Data[0] {
-			case KindGood:
-				b.Good = append(b.Good, data)
-			default:
-				b.Bad = append(b.Bad, data)
+			data := append([]byte(nil), rec.Data...) // Data is reused by the next Read
+			f, err := DecodeFrame(data)
+			if err != nil {
+				// Written by furrow, under a valid checksum: only a bug
+				// or a foreign writer gets here. Kept, as a bad row.
+				b.Bad = append(b.Bad, badrows.GenericError(r.Processor, time.Now(),
+					[]string{fmt.Sprintf("enriched log record at offset %d: %v", rec.Offset, err)}, string(data)))
+				lines++
+				continue
 			}
+			for _, l := range f.Lines {
+				if l.Kind == KindGood {
+					b.Good = append(b.Good, l.Data)
+				} else {
+					b.Bad = append(b.Bad, l.Data)
+				}
+			}
+			lines += len(f.Lines)
 		}
+	}
+	full := func() bool {
+		return lines >= r.MaxRecords || size >= r.MaxBytes || (due != nil && due.Due(size, 0))
 	}
 	recs, err := rd.Read(ctx, r.MaxRecords, r.MaxBytes)
 	if err != nil {
 		return b, err
 	}
-	size := 0
-	for _, rec := range recs {
-		size += len(rec.Data)
-	}
 	add(recs)
 	deadline, cancel := context.WithTimeout(ctx, r.MaxDelay)
 	defer cancel()
-	for len(b.Good)+len(b.Bad) < r.MaxRecords && size < r.MaxBytes {
-		recs, err := rd.Read(deadline, r.MaxRecords-len(b.Good)-len(b.Bad), r.MaxBytes-size)
+	for !full() {
+		recs, err := rd.Read(deadline, r.MaxRecords-lines, r.MaxBytes-size)
 		if err != nil {
 			if deadline.Err() != nil && ctx.Err() == nil {
 				break // MaxDelay passed: load what there is
 			}
+			if ctx.Err() != nil && b.End > 0 {
+				break // stopping: load what was read
+			}
 			return b, err
-		}
-		for _, rec := range recs {
-			size += len(rec.Data)
 		}
 		add(recs)
 	}
@@ -252,25 +319,39 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64) (Batch,
 	return b, nil
 }
 
-// retry runs f until it succeeds, fails permanently or ctx is done.
+// retry runs f until it succeeds or ctx is done; a permanent error ends
+// it too, unless PermanentRetryDelay is set.
 func (r *Runner) retry(ctx context.Context, f func() error) error {
 	delay := r.RetryDelay
 	for {
 		err := f()
-		if err == nil || !IsRetryable(err) {
-			return err
+		if err == nil {
+			return nil
 		}
-		r.m.retries.WithLabelValues(r.Name).Inc()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait, class := delay, "retryable"
+		if !IsRetryable(err) {
+			if r.PermanentRetryDelay <= 0 {
+				return err
+			}
+			wait, class = r.PermanentRetryDelay, "permanent"
+			r.Logger.Error("destination refused: fix its configuration or permissions; furrow keeps its backlog and tries again", "err", err, "in", wait.String())
+		}
+		r.m.retries.WithLabelValues(r.Name, class).Inc()
 		if r.Health != nil {
 			r.Health.Fail(err)
-		} else {
+		} else if class == "retryable" {
 			r.Logger.Warn("destination failing; retrying", "err", err, "in", delay)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
-		delay = min(2*delay, r.MaxRetryDelay)
+		if class == "retryable" {
+			delay = min(2*delay, r.MaxRetryDelay)
+		}
 	}
 }

@@ -232,3 +232,71 @@ func TestRunnersAreIsolated(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A permanent error with PermanentRetryDelay holds the destination back
+// and is tried again; Stop ends the wait.
+func TestRunnerRetriesPermanentSlowly(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	defer l.Close()
+	var mu sync.Mutex
+	refused := true
+	f := &fakeLoader{fail: func(int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if refused {
+			return errors.New("password authentication failed")
+		}
+		return nil
+	}}
+	reg := prometheus.NewRegistry()
+	r := &Runner{Name: "pg", Loader: f, Log: l, MaxDelay: time.Millisecond, PermanentRetryDelay: 20 * time.Millisecond, Registry: reg}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	good, bad := appendEvents(t, l, 0, 50)
+	waitFor(t, "two refusals", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.calls >= 2 })
+	mu.Lock()
+	refused = false
+	mu.Unlock()
+	waitFor(t, "the loads", func() bool { g, b := f.counts(); return g == good && b == bad })
+	r.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mfs, _ := reg.Gather()
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "furrow_destination_retries_total" {
+			for _, m := range mf.Metric {
+				for _, lp := range m.Label {
+					if lp.GetName() == "class" && lp.GetValue() == "permanent" && m.Counter.GetValue() >= 2 {
+						found = true
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no furrow_destination_retries_total{class=permanent} >= 2")
+	}
+}
+
+// Open is retried while the destination is unreachable.
+func TestRunnerOpensLazily(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	defer l.Close()
+	f := &fakeLoader{}
+	tries := 0
+	r := &Runner{Name: "late", Log: l, MaxDelay: time.Millisecond, RetryDelay: time.Millisecond,
+		Open: func(context.Context) (Loader, error) {
+			if tries++; tries < 3 {
+				return nil, Retryable(errors.New("connection refused"))
+			}
+			return f, nil
+		}}
+	stop := startRunner(t, r)
+	good, bad := appendEvents(t, l, 0, 20)
+	waitFor(t, "the loads", func() bool { g, b := f.counts(); return g == good && b == bad })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -302,6 +302,8 @@ func (p *Enrich) run(ctx context.Context) error {
 		if err := p.write(store, p.Good, lines); err != nil {
 			return fail(err)
 		}
+		stream.MarkWritten(p.Good, w.batch)
+		stream.MarkWritten(p.Bad, w.batch)
 		m.good.Add(float64(len(w.good)))
 		m.bad.Add(float64(len(w.bad)))
 		for _, o := range p.Observers {
@@ -498,15 +500,16 @@ func (f *Forward) Run(ctx context.Context) error {
 				recs[i] = f.Transform(r)
 			}
 		}
-		err = retry(ctx, f.Logger, f.RetryDelay, f.Health, func() error {
-			if err := f.Sink.Write(ctx, recs...); err != nil {
-				return err
-			}
-			if err := stream.Flush(ctx, f.Sink); err != nil {
-				return err
-			}
-			return b.Ack(ctx)
-		})
+		// Written once: a retried Write after a failed Flush would store
+		// the batch twice in a buffering sink.
+		err = retry(ctx, f.Logger, f.RetryDelay, f.Health, func() error { return f.Sink.Write(ctx, recs...) })
+		if err == nil {
+			stream.MarkWritten(f.Sink, b)
+			err = retry(ctx, f.Logger, f.RetryDelay, f.Health, func() error { return stream.Flush(ctx, f.Sink) })
+		}
+		if err == nil {
+			err = retry(ctx, f.Logger, f.RetryDelay, f.Health, func() error { return b.Ack(ctx) })
+		}
 		if err != nil {
 			if ctx.Err() != nil && !stream.IsPermanent(err) {
 				return nil // stopped: the batch is forwarded again at the next start

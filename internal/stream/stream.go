@@ -60,6 +60,28 @@ type Batch struct {
 	// Ack marks the batch, and every batch read before it, as processed.
 	// Batches must be acknowledged in the order they were read.
 	Ack func(ctx context.Context) error
+	// Position is where the source resumes after this batch once it is
+	// acknowledged (a log offset), for a Marker; 0 if the source has no
+	// such position.
+	Position int64
+}
+
+// Marker is implemented by sinks that record, with what they store, how
+// far their input has been processed, so that a crash between storing
+// and acknowledging does not process a batch twice (the enriched log
+// does, see loader.Enriched). Mark tells the sink that everything
+// written to it since the last Mark is the whole output of the batches
+// up to and including b; a flush stores only what was written before
+// the last Mark, with b's Position.
+type Marker interface {
+	Mark(b *Batch)
+}
+
+// MarkWritten calls s.Mark(b) if s is a Marker.
+func MarkWritten(s Sink, b *Batch) {
+	if m, ok := s.(Marker); ok {
+		m.Mark(b)
+	}
 }
 
 // Source yields batches of records in order.

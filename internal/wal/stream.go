@@ -49,7 +49,7 @@ func (s *logSource) Read(ctx context.Context) (*stream.Batch, error) {
 		out[i] = buf[start:len(buf):len(buf)]
 	}
 	next := recs[len(recs)-1].Next
-	return &stream.Batch{Records: out, Ack: func(context.Context) error { return s.r.Commit(next) }}, nil
+	return &stream.Batch{Records: out, Position: next, Ack: func(context.Context) error { return s.r.Commit(next) }}, nil
 }
 
 func (s *logSource) Close(context.Context) error { return s.r.Close() }

@@ -1,0 +1,184 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/loader"
+	"github.com/furrow-io/furrow/internal/loader/duckdb"
+	"github.com/furrow-io/furrow/internal/loader/files"
+	"github.com/furrow-io/furrow/internal/loader/postgres"
+	"github.com/furrow-io/furrow/internal/wal"
+)
+
+// Destinations.
+//
+// With no destinations list (or a list of one duckdb destination) furrow
+// loads as it always has: the enricher writes straight into DuckDB, in
+// row groups, and acknowledges the raw log once they are committed (the
+// fused path: no second log to write, which the GET load test keeps
+// measuring).
+//
+// Any other list puts the enriched log (data_dir/log/enriched) between
+// the enricher and the destinations: the enricher, and the stage that
+// forwards the collector's bad rows, write their outputs there in frames
+// (loader.Enriched), and each destination has its own reader and runner
+// (loader.Runner), so each loads at its own pace and one that is down
+// holds back only itself while its backlog waits on disk.
+
+// PermanentRetryDelay is how long a destination that refused a load
+// (wrong password, missing bucket or permission) waits before it tries
+// again: the refusal is logged at error level, counted, and shown by
+// /sink-health and the health metric, and the other destinations and
+// the collector go on.
+const PermanentRetryDelay = time.Minute
+
+// fusedDuckDB reports whether the destinations are the fused path's:
+// none, or one duckdb destination.
+func fusedDuckDB(cfg config.Config) bool {
+	ds := cfg.EffectiveDestinations()
+	return len(ds) == 0 || (len(ds) == 1 && ds[0].DuckDB != nil)
+}
+
+// destination is one destination of the enriched log mode.
+type destination struct {
+	d      config.Destination
+	runner *loader.Runner
+}
+
+// openDestinations opens the enriched log and builds one runner per
+// destination. DuckDB files are opened here (a local file that cannot
+// be opened is a configuration error); the other destinations are
+// reached by their runners, which retry while they are unreachable.
+func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
+	opts.Dir = filepath.Join(a.cfg.DataDir, "log", "enriched")
+	opts.MaxRecordBytes = loader.MaxFrameBytes + 1<<20
+	opts.SegmentBytes = max(opts.SegmentBytes, 2*int64(opts.MaxRecordBytes))
+	var err error
+	if a.enrichedLog, err = wal.Open(opts); err != nil {
+		return err
+	}
+	for _, d := range a.enrichedLog.Repairs() {
+		if err := a.reportDamage("enriched")(d); err != nil {
+			return err
+		}
+	}
+	a.health.Check("log/enriched", a.enrichedLog.Health)
+	var last map[string]int64
+	if a.enriched, last, err = loader.OpenEnriched(ctx, a.enrichedLog); err != nil {
+		return err
+	}
+	// A frame written just before a stop whose upstream commit was lost:
+	// its batches are in the enriched log already.
+	for name, l := range map[string]*wal.Log{"raw": a.raw, "collector-bad": a.bad} {
+		reader := map[string]string{"raw": "enrich", "collector-bad": "load"}[name]
+		if err := moveReader(l, reader, last[name]); err != nil {
+			return fmt.Errorf("log/%s: %w", name, err)
+		}
+	}
+	for _, d := range a.cfg.EffectiveDestinations() {
+		r := &loader.Runner{Name: d.Name, Log: a.enrichedLog, PermanentRetryDelay: PermanentRetryDelay,
+			Processor: a.proc, Health: a.health.Component("destination/" + d.Name), Logger: a.log, Registry: a.reg}
+		switch {
+		case d.DuckDB != nil:
+			var reg prometheus.Registerer
+			if len(a.stores) == 0 {
+				reg = a.reg // the store's metrics have no destination label: the first store's only
+			}
+			st, err := duckdb.Open(ctx, duckdb.Options{Path: d.DuckDB.Path, Schema: d.DuckDB.Schema, Threads: a.cfg.DuckDB.Threads, Nice: a.cfg.DuckDB.Nice,
+				MemoryLimit: Memory(a.cfg).DuckDB, RowGroupRows: Memory(a.cfg).RowGroupRows, Trusted: true, Processor: a.proc, Logger: a.log.With("destination", d.Name), Registry: reg})
+			if err != nil {
+				return fmt.Errorf("destination %s: %w", d.Name, err)
+			}
+			a.stores = append(a.stores, st)
+			r.Loader = st.Loader(d.Name)
+			// Whole row groups under traffic (see duckdb.RowGroupRows).
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = st.RowGroupRows(), 256<<20, time.Second
+		case d.Postgres != nil:
+			o := postgres.Options{DSN: d.Postgres.DSN.Value(), Schema: d.Postgres.Schema, Name: d.Name, Processor: a.proc, Logger: a.log.With("destination", d.Name)}
+			r.Open = func(ctx context.Context) (loader.Loader, error) { return postgres.Open(ctx, o) }
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = 50000, 64<<20, time.Second
+		case d.Files != nil, d.S3 != nil:
+			obj := d.ObjectSettings()
+			o := files.Options{Format: obj.Format, GoodPrefix: obj.GoodPrefix, BadPrefix: obj.BadPrefix,
+				GoodPartition: obj.Partition, BadPartition: obj.BadPartition, MaxBytes: int64(obj.MaxBytes), MaxDelay: obj.MaxDelay,
+				Trusted: true, Processor: a.proc, Logger: a.log.With("destination", d.Name)}
+			open := objectStore(d)
+			r.Open = func(ctx context.Context) (loader.Loader, error) {
+				st, err := open(ctx)
+				if err != nil {
+					return nil, err
+				}
+				o.Store = st
+				return files.Open(ctx, o)
+			}
+			// An object is cut when the loader says it is due (max_bytes
+			// compressed, or max_delay), or at MaxObjectLines bytes of
+			// enriched lines held in memory.
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = 1<<22, MaxObjectLines, obj.MaxDelay
+		default:
+			return fmt.Errorf("destination %s: type %q is not one furrow run loads", d.Name, d.Type)
+		}
+		a.dests = append(a.dests, destination{d, r})
+	}
+	return nil
+}
+
+// MaxObjectLines bounds the enriched lines a files or s3 destination
+// holds in memory for one load: an object then holds at most this many
+// bytes before compression, even when max_bytes would allow more.
+const MaxObjectLines = 128 << 20
+
+// objectStore returns how to open a files or s3 destination's store.
+func objectStore(d config.Destination) func(ctx context.Context) (files.Store, error) {
+	if d.Files != nil {
+		path := d.Files.Path
+		return func(context.Context) (files.Store, error) { return files.OpenDir(path) }
+	}
+	s := d.S3
+	o := files.S3Options{Bucket: s.Bucket, Prefix: s.Prefix, Region: s.Region, Endpoint: s.Endpoint, PathStyle: s.PathStyle,
+		AccessKeyID: s.AccessKeyID.Value(), SecretAccessKey: s.SecretAccessKey.Value()}
+	return func(ctx context.Context) (files.Store, error) { return files.OpenS3(ctx, o) }
+}
+
+// isDestination tells a destination's health component by its name.
+func isDestination(name string) bool { return strings.HasPrefix(name, "destination/") }
+
+// moveReader moves reader name of l forward to pos if it is behind.
+func moveReader(l *wal.Log, name string, pos int64) error {
+	if pos <= 0 {
+		return nil
+	}
+	rd, err := l.Reader(name)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	if rd.Position() >= pos {
+		return nil
+	}
+	if pos > l.End() {
+		return errors.New("the enriched log holds a position beyond the end of this log: were the logs of two data directories mixed?")
+	}
+	rd.Rewind(pos)
+	return rd.Commit(pos)
+}
+
+// destinationNames lists the destinations for the start message.
+func destinationNames(cfg config.Config) string {
+	var names []string
+	for _, d := range cfg.EffectiveDestinations() {
+		names = append(names, d.Name+" ("+d.Type+")")
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
