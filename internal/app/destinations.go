@@ -83,6 +83,7 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 			return fmt.Errorf("log/%s: %w", name, err)
 		}
 	}
+	budget := Memory(a.cfg).DestinationBytes
 	for _, d := range a.cfg.EffectiveDestinations() {
 		r := &loader.Runner{Name: d.Name, Log: a.enrichedLog, PermanentRetryDelay: PermanentRetryDelay,
 			Processor: a.proc, Health: a.health.Component("destination/" + d.Name), Logger: a.log, Registry: a.reg}
@@ -100,11 +101,11 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 			a.stores = append(a.stores, st)
 			r.Loader = st.Loader(d.Name)
 			// Whole row groups under traffic (see duckdb.RowGroupRows).
-			r.MaxRecords, r.MaxBytes, r.MaxDelay = st.RowGroupRows(), 256<<20, time.Second
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = st.RowGroupRows(), budget, time.Second
 		case d.Postgres != nil:
 			o := postgres.Options{DSN: d.Postgres.DSN.Value(), Schema: d.Postgres.Schema, Name: d.Name, Processor: a.proc, Logger: a.log.With("destination", d.Name)}
 			r.Open = func(ctx context.Context) (loader.Loader, error) { return postgres.Open(ctx, o) }
-			r.MaxRecords, r.MaxBytes, r.MaxDelay = 50000, 64<<20, time.Second
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = 50000, min(budget, 64<<20), time.Second
 		case d.Files != nil, d.S3 != nil:
 			obj := d.ObjectSettings()
 			o := files.Options{Format: obj.Format, GoodPrefix: obj.GoodPrefix, BadPrefix: obj.BadPrefix,
@@ -120,9 +121,10 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 				return files.Open(ctx, o)
 			}
 			// An object is cut when the loader says it is due (max_bytes
-			// compressed, or max_delay), or at MaxObjectLines bytes of
-			// enriched lines held in memory.
-			r.MaxRecords, r.MaxBytes, r.MaxDelay = 1<<22, MaxObjectLines, obj.MaxDelay
+			// compressed, or max_delay), or when the enriched lines held
+			// for it reach the destination's share of memory_limit
+			// (MemoryPlan.DestinationBytes).
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = 1<<22, budget, obj.MaxDelay
 		default:
 			return fmt.Errorf("destination %s: type %q is not one furrow run loads", d.Name, d.Type)
 		}
@@ -130,11 +132,6 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 	}
 	return nil
 }
-
-// MaxObjectLines bounds the enriched lines a files or s3 destination
-// holds in memory for one load: an object then holds at most this many
-// bytes before compression, even when max_bytes would allow more.
-const MaxObjectLines = 128 << 20
 
 // objectStore returns how to open a files or s3 destination's store.
 func objectStore(d config.Destination) func(ctx context.Context) (files.Store, error) {
