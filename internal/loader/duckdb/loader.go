@@ -78,8 +78,10 @@ func (l *storeLoader) positions() string {
 }
 
 // prepare makes the positions table and settles what a failed load left
-// behind. On the loader thread.
-func (l *storeLoader) prepare(ctx context.Context) error {
+// behind; with recount, it counts the tables' rows again after a commit
+// of unknown outcome (for the sinks' loads: Load holds their flushMu).
+// On the loader thread.
+func (l *storeLoader) prepare(ctx context.Context, recount bool) error {
 	s := l.s
 	if err := s.settle(ctx); err != nil {
 		return storeError("load", "events", err)
@@ -96,7 +98,7 @@ func (l *storeLoader) prepare(ctx context.Context) error {
 		}
 		l.ready = true
 	}
-	if l.uncertain {
+	if recount && l.uncertain {
 		// The sinks' loads count on the row counts.
 		for _, table := range []string{"events", "bad_rows"} {
 			var n int64
@@ -134,7 +136,7 @@ func (l *storeLoader) position(ctx context.Context, q queryRower) (int64, error)
 func (l *storeLoader) Position(ctx context.Context) (int64, error) {
 	var pos int64
 	err := l.s.run(func() error {
-		if err := l.prepare(ctx); err != nil {
+		if err := l.prepare(ctx, false); err != nil {
 			return err
 		}
 		var err error
@@ -313,7 +315,7 @@ func (l *storeLoader) attempt(ctx context.Context, end int64, good, bad [][]byte
 // commit is attempt's transaction, on the loader thread.
 func (l *storeLoader) commit(ctx context.Context, end int64, f loadFiles) (skipped bool, err error) {
 	s := l.s
-	if err := l.prepare(ctx); err != nil {
+	if err := l.prepare(ctx, true); err != nil {
 		return false, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)

@@ -385,3 +385,46 @@ func BenchmarkLoader(b *testing.B) {
 		})
 	}
 }
+
+// Loads and the sinks' flushes take turns: run together, every row is
+// loaded once and the row counts stay right.
+func TestLoaderBesideSinks(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "f.duckdb"))
+	defer s.Close(ctx)
+	l := s.Loader("duckdb")
+	const rounds, per = 10, 30
+	var loaded, flushed [][]byte
+	errc := make(chan error, 1)
+	go func() {
+		for i := range rounds {
+			lines := pageViews(per, 10000+i*per)
+			if err := s.Good().Write(ctx, lines...); err != nil {
+				errc <- err
+				return
+			}
+			if err := s.Flush(ctx); err != nil {
+				errc <- err
+				return
+			}
+			flushed = append(flushed, lines...)
+		}
+		errc <- nil
+	}()
+	for i := range rounds {
+		lines := pageViews(per, i*per)
+		if err := l.Load(ctx, loader.Batch{Start: int64(i * per), End: int64((i + 1) * per), Good: lines}); err != nil {
+			t.Fatal(err)
+		}
+		loaded = append(loaded, lines...)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	checkLoaded(t, s, 0, loaded, flushed)
+	var events int64
+	s.run(func() error { events = s.rowCount["events"]; return nil })
+	if events != 2*rounds*per {
+		t.Errorf("row count %d, want %d", events, 2*rounds*per)
+	}
+}
