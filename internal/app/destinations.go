@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/furrow-io/furrow/internal/config"
@@ -83,6 +85,14 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 			return fmt.Errorf("log/%s: %w", name, err)
 		}
 	}
+	// Positions are the enriched log's: a destination stores them with
+	// the log's id, so that a data directory started afresh does not
+	// resume from positions of the one it replaced.
+	id, err := logID(opts.Dir)
+	if err != nil {
+		return fmt.Errorf("log/enriched: %w", err)
+	}
+	budget := Memory(a.cfg).DestinationBytes
 	for _, d := range a.cfg.EffectiveDestinations() {
 		r := &loader.Runner{Name: d.Name, Log: a.enrichedLog, PermanentRetryDelay: PermanentRetryDelay,
 			Processor: a.proc, Health: a.health.Component("destination/" + d.Name), Logger: a.log, Registry: a.reg}
@@ -98,18 +108,18 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 				return fmt.Errorf("destination %s: %w", d.Name, err)
 			}
 			a.stores = append(a.stores, st)
-			r.Loader = st.Loader(d.Name)
+			r.Loader = st.Loader(d.Name + "@" + id)
 			// Whole row groups under traffic (see duckdb.RowGroupRows).
-			r.MaxRecords, r.MaxBytes, r.MaxDelay = st.RowGroupRows(), 256<<20, time.Second
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = st.RowGroupRows(), budget, time.Second
 		case d.Postgres != nil:
-			o := postgres.Options{DSN: d.Postgres.DSN.Value(), Schema: d.Postgres.Schema, Name: d.Name, Processor: a.proc, Logger: a.log.With("destination", d.Name)}
+			o := postgres.Options{DSN: d.Postgres.DSN.Value(), Schema: d.Postgres.Schema, Name: d.Name + "@" + id, Processor: a.proc, Logger: a.log.With("destination", d.Name)}
 			r.Open = func(ctx context.Context) (loader.Loader, error) { return postgres.Open(ctx, o) }
-			r.MaxRecords, r.MaxBytes, r.MaxDelay = 50000, 64<<20, time.Second
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = 50000, min(budget, 64<<20), time.Second
 		case d.Files != nil, d.S3 != nil:
 			obj := d.ObjectSettings()
 			o := files.Options{Format: obj.Format, GoodPrefix: obj.GoodPrefix, BadPrefix: obj.BadPrefix,
 				GoodPartition: obj.Partition, BadPartition: obj.BadPartition, MaxBytes: int64(obj.MaxBytes), MaxDelay: obj.MaxDelay,
-				Trusted: true, Processor: a.proc, Logger: a.log.With("destination", d.Name)}
+				Trusted: true, Processor: a.proc, Logger: a.log.With("destination", d.Name), Stream: id}
 			open := objectStore(d)
 			r.Open = func(ctx context.Context) (loader.Loader, error) {
 				st, err := open(ctx)
@@ -120,9 +130,10 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 				return files.Open(ctx, o)
 			}
 			// An object is cut when the loader says it is due (max_bytes
-			// compressed, or max_delay), or at MaxObjectLines bytes of
-			// enriched lines held in memory.
-			r.MaxRecords, r.MaxBytes, r.MaxDelay = 1<<22, MaxObjectLines, obj.MaxDelay
+			// compressed, or max_delay), or when the enriched lines held
+			// for it reach the destination's share of memory_limit
+			// (MemoryPlan.DestinationBytes).
+			r.MaxRecords, r.MaxBytes, r.MaxDelay = 1<<22, budget, obj.MaxDelay
 		default:
 			return fmt.Errorf("destination %s: type %q is not one furrow run loads", d.Name, d.Type)
 		}
@@ -130,11 +141,6 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 	}
 	return nil
 }
-
-// MaxObjectLines bounds the enriched lines a files or s3 destination
-// holds in memory for one load: an object then holds at most this many
-// bytes before compression, even when max_bytes would allow more.
-const MaxObjectLines = 128 << 20
 
 // objectStore returns how to open a files or s3 destination's store.
 func objectStore(d config.Destination) func(ctx context.Context) (files.Store, error) {
@@ -146,6 +152,39 @@ func objectStore(d config.Destination) func(ctx context.Context) (files.Store, e
 	o := files.S3Options{Bucket: s.Bucket, Prefix: s.Prefix, Region: s.Region, Endpoint: s.Endpoint, PathStyle: s.PathStyle,
 		AccessKeyID: s.AccessKeyID.Value(), SecretAccessKey: s.SecretAccessKey.Value()}
 	return func(ctx context.Context) (files.Store, error) { return files.OpenS3(ctx, o) }
+}
+
+// logID returns the id of the log in dir, creating it with the log.
+func logID(dir string) (string, error) {
+	p := filepath.Join(dir, "id")
+	b, err := os.ReadFile(p)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if _, perr := uuid.Parse(id); perr != nil {
+			return "", fmt.Errorf("%s is not a log id (%v): delete it only together with the log", p, perr)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	id := uuid.NewString()
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteString(id + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	return id, err
 }
 
 // isDestination tells a destination's health component by its name.

@@ -28,6 +28,11 @@ type MemoryPlan struct {
 	// BatchBytes bounds a batch read from a log; the enricher holds a few
 	// batches, and the events made from them, at once.
 	BatchBytes int
+	// DestinationBytes bounds the enriched lines each destination's
+	// runner holds for one load, when destinations load from the
+	// enriched log (a third of the Go heap's share, split between them,
+	// 4-256 MiB each); 0 on the fused path.
+	DestinationBytes int
 	// MicroEvents is how many events Micro keeps (micro.max_events, or
 	// one for about every 20 KB of the Go heap's share, at most 10,000:
 	// each takes about 6.5 KB).
@@ -66,10 +71,20 @@ func Memory(cfg config.Config) MemoryPlan {
 			break
 		}
 	}
-	if cfg.DuckDB.Enabled {
+	ducks := 0
+	dests := cfg.EffectiveDestinations()
+	for _, d := range dests {
+		if d.DuckDB != nil {
+			ducks++
+		}
+	}
+	if ducks > 0 {
 		p.DuckDB = max(duckdb.RowGroupMemory(p.RowGroupRows), total/4)
 	}
 	p.GoHeap = max(total-p.DuckDB-memoryOverhead, 48<<20)
+	if !fusedDuckDB(cfg) {
+		p.DestinationBytes = int(min(max(p.GoHeap/int64(3*len(dests)), 4<<20), 256<<20))
+	}
 	p.BatchBytes = int(min(total/256, 8<<20))
 	p.MicroEvents = cfg.Micro.MaxEvents
 	if p.MicroEvents == 0 {

@@ -117,6 +117,11 @@ type Options struct {
 	Processor badrows.Processor
 	Now       func() time.Time // default time.Now
 	Logger    *slog.Logger
+	// Stream, when set, names the log whose positions Load is given
+	// (furrow's enriched log has an id). A state of another stream (the
+	// log was deleted and started again from 0) is not resumed from:
+	// the destination starts at position 0, and its objects stay.
+	Stream string
 }
 
 // Loader is a files destination; it implements loader.Loader.
@@ -139,6 +144,8 @@ var _ loader.Loader = (*Loader)(nil)
 
 // state is the content of StateKey.
 type state struct {
+	// Stream names the log the positions are of (Options.Stream).
+	Stream   string   `json:"stream,omitempty"`
 	Position int64    `json:"position"`
 	Pending  *pending `json:"pending,omitempty"`
 }
@@ -217,6 +224,11 @@ func Open(ctx context.Context, o Options) (*Loader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Stream != "" && st.Stream != o.Stream && (st.Position > 0 || st.Pending != nil) {
+		o.Logger.Warn("files: the destination's state is of another log (furrow's data directory was replaced): loading from the start of this one; the objects there stay",
+			"state_stream", st.Stream, "stream", o.Stream, "state_position", st.Position)
+		st = state{}
+	}
 	l.pos = st.Position
 	if st.Pending != nil && st.Pending.End > st.Position {
 		l.pending = st.Pending.Keys
@@ -277,6 +289,9 @@ func (l *Loader) writeState(ctx context.Context, st state) error {
 // object.
 func (l *Loader) Position(ctx context.Context) (int64, error) {
 	st, err := l.readState(ctx)
+	if err == nil && l.o.Stream != "" && st.Stream != l.o.Stream {
+		return 0, nil // another log's (see Options.Stream)
+	}
 	return st.Position, err
 }
 
@@ -358,7 +373,7 @@ func (l *Loader) Load(ctx context.Context, b loader.Batch) error {
 			stale = append(stale, k)
 		}
 	}
-	if err := l.writeState(ctx, state{Position: l.pos, Pending: &pending{Start: b.Start, End: b.End, Keys: append(slices.Clone(keys), stale...)}}); err != nil {
+	if err := l.writeState(ctx, state{Stream: l.o.Stream, Position: l.pos, Pending: &pending{Start: b.Start, End: b.End, Keys: append(slices.Clone(keys), stale...)}}); err != nil {
 		return err
 	}
 	l.pending = append(slices.Clone(keys), stale...)
@@ -372,7 +387,7 @@ func (l *Loader) Load(ctx context.Context, b loader.Batch) error {
 			return err
 		}
 	}
-	if err := l.writeState(ctx, state{Position: b.End}); err != nil {
+	if err := l.writeState(ctx, state{Stream: l.o.Stream, Position: b.End}); err != nil {
 		return err
 	}
 	l.pos, l.pending = b.End, nil

@@ -667,3 +667,27 @@ func TestRejectedLines(t *testing.T) {
 		})
 	}
 }
+
+// A state written for another stream (the log was started again) is not
+// resumed from; the same stream's is.
+func TestStateOfAnotherStream(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := open(t, dir, Options{Stream: "log-a"})
+	if err := l.Load(ctx, batch(0, 100, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := open(t, dir, Options{Stream: "log-a"}).Position(ctx); p != 100 {
+		t.Fatalf("same stream: position %d, want 100", p)
+	}
+	l = open(t, dir, Options{Stream: "log-b"})
+	if p, _ := l.Position(ctx); p != 0 {
+		t.Fatalf("another stream: position %d, want 0", p)
+	}
+	if err := l.Load(ctx, batch(0, 50, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := open(t, dir, Options{Stream: "log-b"}).Position(ctx); p != 50 {
+		t.Fatalf("after a load of the new stream: position %d, want 50", p)
+	}
+}
