@@ -855,13 +855,38 @@ func TestDestinationFaults(t *testing.T) {
 	t.Logf("S3 down 10 s: s3 backlog %v bytes", destMetric(m2, "furrow_destination_backlog_bytes", destS3))
 
 	// kill -9 while the destinations catch up: s3 with its first loads
-	// after the outage, pg perhaps still with the end of its backlog.
+	// after the outage. Aimed at loads in flight: once a fresh frame of
+	// the enricher is in every destination's backlog, each runner waits
+	// its batch delay (1 s) for more and then loads.
 	waitFor(t, f, "s3 loading again", 30*time.Second, func(m map[string]float64) bool {
 		return destMetric(m, "furrow_destination_rows_loaded_total", destS3) > s3Before
 	})
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		m, err := metrics(f.dataDir)
+		if err != nil {
+			continue
+		}
+		all := true
+		for _, d := range names {
+			all = all && destMetric(m, "furrow_destination_backlog_bytes", d) > 0
+		}
+		if all {
+			time.Sleep(time.Second)
+			break
+		}
+	}
 	mk := mustMetrics(t, f)
 	f.kill()
 	t.Logf("killed with backlogs %v", backlogs(mk, names))
+	// The outages were retried as outages, not held back as refusals.
+	for _, d := range []string{destPG, destS3} {
+		retryable := mk[fmt.Sprintf(`furrow_destination_retries_total{class="retryable",destination=%q}`, d)]
+		permanent := mk[fmt.Sprintf(`furrow_destination_retries_total{class="permanent",destination=%q}`, d)]
+		t.Logf("%s: %v retryable and %v permanent retries during its outage", d, retryable, permanent)
+		if retryable < 1 || permanent != 0 {
+			t.Errorf("%s: %v retryable and %v permanent retries during its outage, want some retryable and no permanent", d, retryable, permanent)
+		}
+	}
 	f = start(t, dataDir, "--config", cfg)
 	sender.addr.Store(&f.addr)
 	restartedAcked := sender.ackedCount()
@@ -871,7 +896,15 @@ func TestDestinationFaults(t *testing.T) {
 	sent, acked := sender.finish()
 	t.Logf("sent %d events, %d acknowledged, in %s", len(sent), len(acked), time.Since(began).Round(time.Second))
 	waitDrained(t, f, names, 60*time.Second)
+	if code, body, err := sinkHealth(f); err != nil || code != http.StatusOK || body != "ok" {
+		t.Errorf("/sink-health once every destination caught up: %d %q (%v)", code, body, err)
+	}
 	f.stop()
+	for _, line := range strings.Split(f.stderr.String(), "\n") {
+		if strings.Contains(line, "a load did not finish") {
+			t.Logf("after the restart: %s", line) // the kill landed in an object load
+		}
+	}
 
 	for _, name := range names {
 		var loaded map[string]int
