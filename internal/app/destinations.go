@@ -94,6 +94,21 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 	}
 	budget := Memory(a.cfg).DestinationBytes
 	busy := func() bool { return a.raw.Lag("enrich") > 0 || a.bad.Lag("load") > 0 }
+	// A destination taken out of the configuration would hold the
+	// enriched log's segments forever: its place is dropped, loudly.
+	configured := map[string]bool{}
+	for _, d := range a.cfg.EffectiveDestinations() {
+		configured[loader.ReaderName(d.Name)] = true
+	}
+	for _, name := range a.enrichedLog.Readers() {
+		if strings.HasPrefix(name, loader.ReaderName("")) && !configured[name] {
+			a.log.Warn("a destination is no longer configured: its place in the enriched log is dropped, so that the log does not keep its backlog; put it back and it starts from the oldest event still in the log",
+				"destination", strings.TrimPrefix(name, loader.ReaderName("")), "bytes_not_loaded", a.enrichedLog.Lag(name))
+			if err := a.enrichedLog.RemoveReader(name); err != nil {
+				return fmt.Errorf("log/enriched: dropping reader %s: %w", name, err)
+			}
+		}
+	}
 	for _, d := range a.cfg.EffectiveDestinations() {
 		r := &loader.Runner{Name: d.Name, Log: a.enrichedLog, PermanentRetryDelay: PermanentRetryDelay,
 			Processor: a.proc, Health: a.health.Component("destination/" + d.Name), Logger: a.log, Registry: a.reg, Busy: busy}
