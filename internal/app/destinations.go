@@ -93,9 +93,25 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 		return fmt.Errorf("log/enriched: %w", err)
 	}
 	budget := Memory(a.cfg).DestinationBytes
+	busy := func() bool { return a.raw.Lag("enrich") > 0 || a.bad.Lag("load") > 0 }
+	// A destination taken out of the configuration would hold the
+	// enriched log's segments forever: its place is dropped, loudly.
+	configured := map[string]bool{}
+	for _, d := range a.cfg.EffectiveDestinations() {
+		configured[loader.ReaderName(d.Name)] = true
+	}
+	for _, name := range a.enrichedLog.Readers() {
+		if strings.HasPrefix(name, loader.ReaderName("")) && !configured[name] {
+			a.log.Warn("a destination is no longer configured: its place in the enriched log is dropped, so that the log does not keep its backlog; put it back and it starts from the oldest event still in the log",
+				"destination", strings.TrimPrefix(name, loader.ReaderName("")), "bytes_not_loaded", a.enrichedLog.Lag(name))
+			if err := a.enrichedLog.RemoveReader(name); err != nil {
+				return fmt.Errorf("log/enriched: dropping reader %s: %w", name, err)
+			}
+		}
+	}
 	for _, d := range a.cfg.EffectiveDestinations() {
 		r := &loader.Runner{Name: d.Name, Log: a.enrichedLog, PermanentRetryDelay: PermanentRetryDelay,
-			Processor: a.proc, Health: a.health.Component("destination/" + d.Name), Logger: a.log, Registry: a.reg}
+			Processor: a.proc, Health: a.health.Component("destination/" + d.Name), Logger: a.log, Registry: a.reg, Busy: busy}
 		switch {
 		case d.DuckDB != nil:
 			var reg prometheus.Registerer
@@ -109,12 +125,13 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 			}
 			a.stores = append(a.stores, st)
 			r.Loader = st.Loader(d.Name + "@" + id)
-			// Whole row groups under traffic (see duckdb.RowGroupRows).
-			r.MaxRecords, r.MaxBytes, r.MaxDelay = st.RowGroupRows(), budget, time.Second
+			// Whole row groups under traffic (see duckdb.RowGroupRows);
+			// when quiet, within IdleDelay.
+			r.MaxRecords, r.MaxBytes, r.MaxDelay, r.IdleDelay = st.RowGroupRows(), budget, 5*time.Second, 50*time.Millisecond
 		case d.Postgres != nil:
 			o := postgres.Options{DSN: d.Postgres.DSN.Value(), Schema: d.Postgres.Schema, Name: d.Name + "@" + id, Processor: a.proc, Logger: a.log.With("destination", d.Name)}
 			r.Open = func(ctx context.Context) (loader.Loader, error) { return postgres.Open(ctx, o) }
-			r.MaxRecords, r.MaxBytes, r.MaxDelay = 50000, min(budget, 64<<20), time.Second
+			r.MaxRecords, r.MaxBytes, r.MaxDelay, r.IdleDelay = 50000, min(budget, 64<<20), 5*time.Second, 50*time.Millisecond
 		case d.Files != nil, d.S3 != nil:
 			obj := d.ObjectSettings()
 			o := files.Options{Format: obj.Format, GoodPrefix: obj.GoodPrefix, BadPrefix: obj.BadPrefix,

@@ -49,9 +49,16 @@ type Runner struct {
 	Open func(ctx context.Context) (Loader, error)
 	Log  *wal.Log
 
-	MaxRecords    int           // default 10,000
-	MaxBytes      int           // default 8 MiB
-	MaxDelay      time.Duration // default 200ms
+	MaxRecords int           // default 10,000
+	MaxBytes   int           // default 8 MiB
+	MaxDelay   time.Duration // default 200ms
+	// IdleDelay, when set, loads a batch before MaxDelay once no record
+	// has come for this long: under traffic batches fill up, when quiet
+	// events are loaded within IdleDelay.
+	IdleDelay time.Duration
+	// Busy, when set, tells that more records are on their way (the
+	// enricher has a backlog): IdleDelay then does not cut a batch.
+	Busy          func() bool
 	RetryDelay    time.Duration // first retry; default 100ms
 	MaxRetryDelay time.Duration // default 5s
 	// PermanentRetryDelay, when set, makes a permanent error hold the
@@ -301,10 +308,18 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 	deadline, cancel := context.WithTimeout(ctx, r.MaxDelay)
 	defer cancel()
 	for !full() {
-		recs, err := rd.Read(deadline, r.MaxRecords-lines, r.MaxBytes-size)
+		wait, cancelWait := deadline, context.CancelFunc(func() {})
+		if r.IdleDelay > 0 {
+			wait, cancelWait = context.WithTimeout(deadline, r.IdleDelay)
+		}
+		recs, err := rd.Read(wait, r.MaxRecords-lines, r.MaxBytes-size)
+		cancelWait()
 		if err != nil {
-			if deadline.Err() != nil && ctx.Err() == nil {
-				break // MaxDelay passed: load what there is
+			if wait.Err() != nil && deadline.Err() == nil && ctx.Err() == nil && r.Busy != nil && r.Busy() {
+				continue // idle here, but more is coming upstream
+			}
+			if wait.Err() != nil && ctx.Err() == nil {
+				break // MaxDelay or IdleDelay passed: load what there is
 			}
 			if ctx.Err() != nil && b.End > 0 {
 				break // stopping: load what was read

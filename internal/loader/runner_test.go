@@ -300,3 +300,28 @@ func TestRunnerOpensLazily(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// IdleDelay loads a lone batch long before MaxDelay, unless Busy says
+// more is coming.
+func TestRunnerIdleDelay(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	defer l.Close()
+	f := &fakeLoader{}
+	var mu sync.Mutex
+	busy := true
+	r := &Runner{Name: "idle", Loader: f, Log: l, MaxDelay: time.Hour, IdleDelay: 5 * time.Millisecond,
+		Busy: func() bool { mu.Lock(); defer mu.Unlock(); return busy }}
+	stop := startRunner(t, r)
+	appendEvents(t, l, 0, 3)
+	time.Sleep(50 * time.Millisecond)
+	if g, _ := f.counts(); g != 0 {
+		t.Fatalf("%d loaded while upstream was busy", g)
+	}
+	mu.Lock()
+	busy = false
+	mu.Unlock()
+	waitFor(t, "the idle load", func() bool { g, _ := f.counts(); return g == 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -66,6 +67,32 @@ func (l *Log) Reader(name string) (*Reader, error) {
 	}
 	l.readers[name] = pos
 	return &Reader{l: l, name: name, pos: pos, fbase: -1}, nil
+}
+
+// Readers returns the names of the readers with a committed offset (or
+// opened in this process), sorted.
+func (l *Log) Readers() []string {
+	l.readersMu.Lock()
+	defer l.readersMu.Unlock()
+	names := make([]string, 0, len(l.readers))
+	for n := range l.readers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// RemoveReader deletes reader name's committed offset, so that it no
+// longer holds segments, and deletes the segments every remaining reader
+// has passed. A Reader of that name must not be in use.
+func (l *Log) RemoveReader(name string) error {
+	if err := os.Remove(l.readerPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	l.readersMu.Lock()
+	delete(l.readers, name)
+	l.readersMu.Unlock()
+	return l.prune()
 }
 
 func (l *Log) readerPath(name string) string {

@@ -324,3 +324,34 @@ func BenchmarkRead(b *testing.B) {
 		n += len(recs)
 	}
 }
+
+// A removed reader no longer holds segments.
+func TestRemoveReader(t *testing.T) {
+	l, err := Open(Options{Dir: t.TempDir(), SegmentBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	old, _ := l.Reader("old")
+	old.Close()
+	cur, _ := l.Reader("cur")
+	defer cur.Close()
+	for range 100 {
+		if err := l.Append(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cur.Commit(l.End()); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Readers(); len(got) != 2 || got[0] != "cur" || got[1] != "old" {
+		t.Fatalf("readers %v", got)
+	}
+	held := l.firstOffset()
+	if err := l.RemoveReader("old"); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Readers(); len(got) != 1 || l.firstOffset() <= held {
+		t.Fatalf("readers %v, first offset %d (was %d)", got, l.firstOffset(), held)
+	}
+}

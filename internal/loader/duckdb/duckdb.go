@@ -730,12 +730,23 @@ type rejectedLine struct {
 // copyLines loads lines into table target with COPY from a temporary
 // file, for t (see copyFile).
 func (s *Store) copyLines(ctx context.Context, t *table, target, columns string, lines [][]byte) error {
-	path := filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", target, s.seq.Add(1)))
-	f, err := s.create(path)
+	path, err := s.writeLines(target, lines)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(path)
+	return s.copyFile(ctx, t, target, columns, path, len(lines))
+}
+
+// writeLines writes lines, each ended by a newline, to a new file in the
+// temporary directory for a COPY into target, and returns its path. On
+// failure nothing is left behind.
+func (s *Store) writeLines(target string, lines [][]byte) (string, error) {
+	path := filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", target, s.seq.Add(1)))
+	f, err := s.create(path)
+	if err != nil {
+		return "", err
+	}
 	size := 0
 	for _, l := range lines {
 		size += len(l) + 1
@@ -745,14 +756,15 @@ func (s *Store) copyLines(ctx context.Context, t *table, target, columns string,
 		buf = append(buf, l...)
 		buf = append(buf, '\n')
 	}
-	if _, err := f.WriteAt(buf, 0); err != nil {
-		f.Close()
-		return err
+	_, err = f.WriteAt(buf, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if err != nil {
+		os.Remove(path)
+		return "", err
 	}
-	return s.copyFile(ctx, t, target, columns, path, len(lines))
+	return path, nil
 }
 
 // copyFile loads a TSV file of n lines into table target with one COPY,

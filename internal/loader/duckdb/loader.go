@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -260,27 +259,8 @@ func (l *storeLoader) writeFile(target string, lines [][]byte) (string, error) {
 	if len(lines) == 0 {
 		return "", nil
 	}
-	s := l.s
-	path := filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", target, s.seq.Add(1)))
-	f, err := s.create(path)
+	path, err := l.s.writeLines(target, lines)
 	if err != nil {
-		return "", storeError("stage", target, err)
-	}
-	size := 0
-	for _, line := range lines {
-		size += len(line) + 1
-	}
-	buf := make([]byte, 0, size)
-	for _, line := range lines {
-		buf = append(buf, line...)
-		buf = append(buf, '\n')
-	}
-	_, err = f.WriteAt(buf, 0)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
 		return "", storeError("stage", target, err)
 	}
 	return path, nil

@@ -429,7 +429,7 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 	reject := func(err error, line []byte) {
 		parsingErrors = append(parsingErrors, rejected{parsingError(l.o.Processor, err, line), lineTime(line, now)})
 	}
-	var js, partBuf []byte
+	var partBuf []byte
 	var row parquet.Row
 	res := make([]prepared, len(b.Good))
 	ready := l.prepare(b.Good, res)
@@ -445,12 +445,7 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 		}
 		out := line
 		if l.o.Format == FormatJSON {
-			js, err = analytics.AppendEventJSON(js[:0], line)
-			if err != nil {
-				reject(err, line)
-				continue
-			}
-			out = js
+			out, res[i].out = res[i].out, nil // converted by prepare
 		}
 		if l.o.Format == FormatParquet {
 			if row, err = parquetRow(row, line); err != nil {
@@ -587,22 +582,40 @@ func lineTime(line []byte, def time.Time) time.Time {
 type prepared struct {
 	ts  []byte
 	err error
+	// out is the line as the object holds it, when that differs (the
+	// JSON of FormatJSON), in a buffer of its chunk.
+	out []byte
 }
 
 const chunkLines = 1024
 
-// prepare checks every line into res, in
-// chunks of chunkLines, and sends on the returned channel once per
-// chunk, in order, when that chunk's results are in. With more than one
-// chunk it works in a goroutine of its own, beside the compression of
-// the chunks before (checking costs about as much as gzip).
+// prepare checks every line into res, and converts it to JSON for
+// FormatJSON, in chunks of chunkLines, and sends on the returned channel
+// once per chunk, in order, when that chunk's results are in. With more
+// than one chunk it works in a goroutine of its own, beside the
+// compression of the chunks before (checking, or converting, costs
+// about as much as gzip).
 func (l *Loader) prepare(lines [][]byte, res []prepared) <-chan int {
 	n := (len(lines) + chunkLines - 1) / chunkLines
 	ready := make(chan int, n)
+	json := l.o.Format == FormatJSON
 	work := func() {
+		var buf []byte
 		for c := range n {
+			if json {
+				buf = nil // the chunk's JSON is freed once it is compressed
+			}
 			for i := c * chunkLines; i < min((c+1)*chunkLines, len(lines)); i++ {
 				res[i].ts, res[i].err = checkLine(lines[i], l.o.Trusted)
+				if json && res[i].err == nil {
+					start := len(buf)
+					var err error
+					if buf, err = analytics.AppendEventJSON(buf, lines[i]); err != nil {
+						res[i].err, buf = err, buf[:start]
+						continue
+					}
+					res[i].out = buf[start:len(buf):len(buf)]
+				}
 			}
 			ready <- c
 		}
