@@ -672,7 +672,7 @@ func waitLoaded(t *testing.T, f *furrow, dests []string, good, bad int, within t
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("destinations not loaded after %s (want %d good, %d bad): %v (%v)\n%s", within, good, bad, destMetrics(m, dests), err, tail(f.stderr.String(), 40))
+			t.Fatalf("destinations not loaded after %s (want %d good, %d bad): %v (%v)\n%s", within, good, bad, destMetrics(m), err, tail(f.stderr.String(), 40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -700,14 +700,14 @@ func waitDrained(t *testing.T, f *furrow, dests []string, within time.Duration) 
 			clean = 0
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("destinations not drained after %s: %v (%v)\n%s", within, destMetrics(m, dests), err, tail(f.stderr.String(), 40))
+			t.Fatalf("destinations not drained after %s: %v (%v)\n%s", within, destMetrics(m), err, tail(f.stderr.String(), 40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-// destMetrics picks the destination metrics of dests, for messages.
-func destMetrics(m map[string]float64, dests []string) map[string]float64 {
+// destMetrics picks the destination and log backlog metrics, for messages.
+func destMetrics(m map[string]float64) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range m {
 		if strings.HasPrefix(k, "furrow_destination_") || strings.HasPrefix(k, "furrow_log_backlog") {
@@ -977,7 +977,7 @@ func waitFor(t *testing.T, f *furrow, what string, within time.Duration, ok func
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not after %s: %v (%v)\n%s", what, within, destMetrics(m, nil), err, tail(f.stderr.String(), 40))
+			t.Fatalf("waiting for %s: not after %s: %v (%v)\n%s", what, within, destMetrics(m), err, tail(f.stderr.String(), 40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
