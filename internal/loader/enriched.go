@@ -272,6 +272,8 @@ type Stage struct {
 	marked   int   // lines up to the last Mark
 	position int64 // its position
 	flushed  int64 // position of the last frame written
+
+	frames [][]byte // the last flush's frame buffers, reused (under flushMu)
 }
 
 // Good returns the sink of good events' TSV lines.
@@ -329,7 +331,8 @@ func (s *Stage) Flush(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	var frames [][]byte
+	// The log copies what it appends: the buffers are reused.
+	frames := s.frames[:0]
 	var f Frame
 	from, i, prev := 0, 0, 0
 	for len(frames) == 0 || i < n {
@@ -344,9 +347,14 @@ func (s *Stage) Flush(ctx context.Context) error {
 		if i == n {
 			f.Source, f.Position = s.source, pos
 		}
-		frames = append(frames, AppendFrame(make([]byte, 0, size), f))
+		var buf []byte
+		if k := len(frames); k < cap(frames) {
+			buf = frames[:k+1][k][:0]
+		}
+		frames = append(frames, AppendFrame(buf, f))
 		from = i
 	}
+	s.frames = frames
 	if err := s.e.append(s.source, frames, pos); err != nil {
 		return err
 	}

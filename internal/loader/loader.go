@@ -30,6 +30,9 @@ type Batch struct {
 // type refuses) are not an error: they are stored as loader_parsing_error
 // bad rows in the same load.
 //
+// Load keeps nothing of b after it returns: the runner reuses the memory
+// of its lines for the next batch.
+//
 // Position returns the End of the last batch the destination holds, 0 if
 // none, as the destination itself records it; the runner resumes after
 // it, and skips batches that end at or before it.

@@ -76,6 +76,8 @@ type Runner struct {
 	Registry prometheus.Registerer
 
 	m                  *runnerMetrics
+	arena              []byte // the current batch's records, reused
+	arenaWant          int    // the largest batch's size
 	initOnce, stopOnce sync.Once
 	stopping           chan struct{}
 }
@@ -154,6 +156,9 @@ func (r *Runner) defaults() {
 	r.Logger = r.Logger.With("destination", r.Name)
 }
 
+// readBytes bounds one read from the enriched log.
+const readBytes = 8 << 20
+
 // ReaderName is the enriched log reader of destination name.
 func ReaderName(name string) string { return "dest-" + name }
 
@@ -205,6 +210,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	defer rd.Close()
+	defer func() { freeOffHeap(r.arena); r.arena = nil }()
 	if r.Loader == nil {
 		if err := r.retry(rctx, func() (err error) { r.Loader, err = r.Open(rctx); return err }); err != nil {
 			return r.stop(rctx, err)
@@ -267,6 +273,26 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 	var b Batch
 	b.Start = -1
 	size, lines := 0, 0
+	// The batch's lines are slices of arena, which the next batch reuses
+	// (a Loader keeps nothing of a Batch after Load). Records are copied
+	// in: Data is reused by the next Read. A record that does not fit
+	// gets its own buffer rather than moving the ones before.
+	if cap(r.arena) < r.arenaWant {
+		// As large as the largest batch yet, outside the Go heap where
+		// the platform allows (see offHeap).
+		freeOffHeap(r.arena)
+		r.arena = offHeap(r.arenaWant)
+	}
+	r.arena = r.arena[:0]
+	defer func() { r.arenaWant = max(r.arenaWant, size) }()
+	hold := func(data []byte) []byte {
+		if len(r.arena)+len(data) > cap(r.arena) {
+			return append([]byte(nil), data...)
+		}
+		start := len(r.arena)
+		r.arena = append(r.arena, data...)
+		return r.arena[start:len(r.arena):len(r.arena)]
+	}
 	add := func(recs []wal.Record) {
 		for _, rec := range recs {
 			b.End = rec.Next
@@ -277,7 +303,7 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 			if b.Start < 0 {
 				b.Start = rec.Offset
 			}
-			data := append([]byte(nil), rec.Data...) // Data is reused by the next Read
+			data := hold(rec.Data)
 			f, err := DecodeFrame(data)
 			if err != nil {
 				// Written by furrow, under a valid checksum: only a bug
@@ -300,7 +326,8 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 	full := func() bool {
 		return lines >= r.MaxRecords || size >= r.MaxBytes || (due != nil && due.Due(size, 0))
 	}
-	recs, err := rd.Read(ctx, r.MaxRecords, r.MaxBytes)
+	// Reads of at most readBytes: the reader's buffer is in the Go heap.
+	recs, err := rd.Read(ctx, r.MaxRecords, min(r.MaxBytes, readBytes))
 	if err != nil {
 		return b, err
 	}
@@ -312,7 +339,7 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 		if r.IdleDelay > 0 {
 			wait, cancelWait = context.WithTimeout(deadline, r.IdleDelay)
 		}
-		recs, err := rd.Read(wait, r.MaxRecords-lines, r.MaxBytes-size)
+		recs, err := rd.Read(wait, r.MaxRecords-lines, min(r.MaxBytes-size, readBytes))
 		cancelWait()
 		if err != nil {
 			if wait.Err() != nil && deadline.Err() == nil && ctx.Err() == nil && r.Busy != nil && r.Busy() {

@@ -747,16 +747,21 @@ func (s *Store) writeLines(target string, lines [][]byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	size := 0
-	for _, l := range lines {
-		size += len(l) + 1
-	}
-	buf := make([]byte, 0, size)
-	for _, l := range lines {
+	// In pieces of up to stagingBuffer bytes: a load's lines can be
+	// tens of MB, not worth a copy of their own in the heap.
+	buf := make([]byte, 0, stagingBuffer)
+	var off int64
+	for i, l := range lines {
 		buf = append(buf, l...)
 		buf = append(buf, '\n')
+		if len(buf) >= stagingBuffer || i == len(lines)-1 {
+			if _, err = f.WriteAt(buf, off); err != nil {
+				break
+			}
+			off += int64(len(buf))
+			buf = buf[:0]
+		}
 	}
-	_, err = f.WriteAt(buf, 0)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
