@@ -368,8 +368,9 @@ func (a *App) Run(ctx context.Context) error {
 		// Under traffic, load one row group at a time.
 		enr.FlushRecords = a.store.RowGroupRows()
 	case a.enriched != nil:
-		// Frames of a few MB: the destinations batch on their own.
-		enr.FlushRecords = EnrichedFrameRecords
+		// Frames of a few MB, at least every second: the destinations
+		// batch on their own.
+		enr.FlushRecords, enr.FlushInterval = EnrichedFrameRecords, time.Second
 	}
 	fwd := &pipeline.Forward{Source: badSrc, Sink: fwdSink, Logger: a.log, Health: a.health.Component("forward"), Observe: func(recs [][]byte) {
 		if a.microS != nil {

@@ -43,10 +43,10 @@ import (
 const PermanentRetryDelay = time.Minute
 
 // fusedDuckDB reports whether the destinations are the fused path's:
-// none, or one duckdb destination.
+// none, or one duckdb destination without duckdb.exactly_once.
 func fusedDuckDB(cfg config.Config) bool {
 	ds := cfg.EffectiveDestinations()
-	return len(ds) == 0 || (len(ds) == 1 && ds[0].DuckDB != nil)
+	return len(ds) == 0 || (len(ds) == 1 && ds[0].DuckDB != nil && !cfg.DuckDB.ExactlyOnce)
 }
 
 // destination is one destination of the enriched log mode.

@@ -20,9 +20,23 @@ import (
 // with 2xx survives the process being killed with SIGKILL at any moment.
 // Trackers keep sending while furrow is killed; after a restart every
 // acknowledged event must reach the warehouse.
-func TestKill9Durability(t *testing.T) {
+func TestKill9Durability(t *testing.T) { kill9(t, false) }
+
+// With duckdb.exactly_once, DuckDB loads from the enriched log with its
+// position in each transaction: no event twice after kill -9 either.
+func TestKill9ExactlyOnce(t *testing.T) { kill9(t, true) }
+
+func kill9(t *testing.T, exactlyOnce bool) {
 	dataDir := t.TempDir()
-	f := start(t, dataDir)
+	var args []string
+	if exactlyOnce {
+		cfg := filepath.Join(t.TempDir(), "furrow.yaml")
+		if err := os.WriteFile(cfg, []byte("duckdb:\n  exactly_once: true\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = []string{"--config", cfg}
+	}
+	f := start(t, dataDir, args...)
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	var mu sync.Mutex
@@ -90,7 +104,7 @@ func TestKill9Durability(t *testing.T) {
 
 	// Restart on the same data: the log is repaired and the remainder of
 	// it is enriched and loaded; a graceful stop waits for that.
-	f2 := start(t, dataDir)
+	f2 := start(t, dataDir, args...)
 	f2.stop()
 
 	loaded := loadedEvents(t, dataDir, "kill9")
@@ -110,6 +124,9 @@ func TestKill9Durability(t *testing.T) {
 		sent.Load(), len(acked), len(loaded), len(loaded)-len(acked)+missing, dups)
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged events lost after kill -9", missing, len(acked))
+	}
+	if exactlyOnce && dups > 0 {
+		t.Fatalf("%d events loaded twice with duckdb.exactly_once", dups)
 	}
 	for id := range loaded {
 		if !acked[id] && !strings.Contains(id, "-") {
