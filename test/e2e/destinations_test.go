@@ -321,27 +321,7 @@ func TestDestinationsEndToEnd(t *testing.T) {
 // checkExactly fails unless loaded holds each id of sent once, and no other.
 func checkExactly(t *testing.T, dest string, sent map[string]bool, loaded map[string]int) {
 	t.Helper()
-	var missing, extra, dups []string
-	rows := 0
-	for id, n := range loaded {
-		rows += n
-		if n > 1 {
-			dups = append(dups, fmt.Sprintf("%s×%d", id, n))
-		}
-		if !sent[id] {
-			extra = append(extra, id)
-		}
-	}
-	for id := range sent {
-		if loaded[id] == 0 {
-			missing = append(missing, id)
-		}
-	}
-	t.Logf("%s: %d rows, %d distinct event ids (sent %d)", dest, rows, len(loaded), len(sent))
-	if len(missing)+len(extra)+len(dups) > 0 {
-		t.Errorf("%s: %d sent events missing %v, %d not sent %v, %d duplicated %v",
-			dest, len(missing), head(missing), len(extra), head(extra), len(dups), head(dups))
-	}
+	checkAcked(t, dest, sent, sent, loaded)
 }
 
 // checkBadRows fails unless each id of sent is named by exactly one of
