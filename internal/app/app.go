@@ -199,6 +199,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	if fusedDuckDB(cfg) {
+		if err := checkEnrichedDrained(walOpts("enriched")); err != nil {
+			return nil, err
+		}
 		// The one duckdb destination, or the duckdb section's.
 		if ds := cfg.EffectiveDestinations(); len(ds) == 1 {
 			cfg.DuckDB.Path, cfg.DuckDB.Schema = ds[0].DuckDB.Path, ds[0].DuckDB.Schema

@@ -204,6 +204,35 @@ func logID(dir string) (string, error) {
 	return id, err
 }
 
+// checkEnrichedDrained refuses to start without the enriched log (one
+// duckdb destination, loaded by the enricher) while that log, left by a
+// run with more destinations, holds events some destination has not
+// loaded: they would never be loaded.
+func checkEnrichedDrained(opts wal.Options) error {
+	dir := opts.Dir
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	opts.MaxRecordBytes = loader.MaxFrameBytes + 1<<20
+	opts.OnDamage = nil
+	l, err := wal.Open(opts)
+	if err != nil {
+		return fmt.Errorf("log/enriched: %w", err)
+	}
+	defer l.Close()
+	var left []string
+	for _, name := range l.Readers() {
+		if strings.HasPrefix(name, loader.ReaderName("")) && l.Lag(name) > 0 {
+			left = append(left, fmt.Sprintf("%s (%d bytes)", strings.TrimPrefix(name, loader.ReaderName("")), l.Lag(name)))
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("%s holds events not yet loaded into destination %s, from a run with a destinations list: start furrow with that list until they are loaded (a graceful stop loads them), or delete the directory to give them up",
+			dir, strings.Join(left, ", "))
+	}
+	return nil
+}
+
 // isDestination tells a destination's health component by its name.
 func isDestination(name string) bool { return strings.HasPrefix(name, "destination/") }
 

@@ -160,3 +160,35 @@ func TestFrameMovesRawReader(t *testing.T) {
 		t.Fatalf("raw reader lag %d", lag)
 	}
 }
+
+// Going back to one duckdb destination while the enriched log still
+// holds events another destination has not loaded is refused.
+func TestBackToFusedRefusedWhileEnrichedLogHoldsEvents(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = filepath.Join(dir, "data"), "127.0.0.1:0"
+	cfg.Destinations = config.Destinations{filesDestination("a", filepath.Join(dir, "a")), filesDestination("b", filepath.Join(dir, "b"))}
+	runApp(t, cfg, slog.New(slog.DiscardHandler), func(addr string) { sendPageViews(t, addr, 5) })
+	// Drained: back to the default is fine.
+	fused := cfg
+	fused.Destinations = nil
+	a, err := New(context.Background(), fused, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.closeAll(context.Background())
+	// Destination b's reader rewound: it has events to load.
+	enr, err := wal.Open(wal.Options{Dir: filepath.Join(cfg.DataDir, "log", "enriched")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, _ := enr.Reader(loader.ReaderName("b"))
+	rd.Rewind(0)
+	rd.Commit(0)
+	rd.Close()
+	enr.Close()
+	_, err = New(context.Background(), fused, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "holds events not yet loaded into destination b (") {
+		t.Fatalf("New: %v", err)
+	}
+}
