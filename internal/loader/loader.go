@@ -17,6 +17,11 @@ type Batch struct {
 	Start, End int64
 	Good       [][]byte // one enriched TSV line each, no newline
 	Bad        [][]byte // one bad row each
+	// More is set when the batch was cut by its size and more records
+	// are waiting (traffic), not by a pause or a stop: a destination may
+	// then keep part of it out of sight, stored, for the next load (see
+	// duckdb.PendingTable).
+	More bool
 }
 
 // Loader is one destination.

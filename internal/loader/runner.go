@@ -156,6 +156,17 @@ func (r *Runner) defaults() {
 	r.Logger = r.Logger.With("destination", r.Name)
 }
 
+// Idler is implemented by a Loader that may keep part of a batch cut by
+// its size (Batch.More) out of sight, stored, until the next load: Idle
+// makes it visible. The runner calls it once the log has been quiet for
+// IdleAfter.
+type Idler interface {
+	Idle(ctx context.Context) error
+}
+
+// IdleAfter is how long the enriched log stays quiet before Idle.
+const IdleAfter = time.Second
+
 // readBytes bounds one read from the enriched log.
 const readBytes = 8 << 20
 
@@ -327,7 +338,23 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 		return lines >= r.MaxRecords || size >= r.MaxBytes || (due != nil && due.Due(size, 0))
 	}
 	// Reads of at most readBytes: the reader's buffer is in the Go heap.
-	recs, err := rd.Read(ctx, r.MaxRecords, min(r.MaxBytes, readBytes))
+	// A destination that keeps rows out of sight under traffic (Idler)
+	// is told when the log has been quiet for IdleAfter.
+	var recs []wal.Record
+	var err error
+	if idler, ok := r.Loader.(Idler); ok {
+		quiet, cancel := context.WithTimeout(ctx, IdleAfter)
+		recs, err = rd.Read(quiet, r.MaxRecords, min(r.MaxBytes, readBytes))
+		cancel()
+		if err != nil && quiet.Err() != nil && ctx.Err() == nil {
+			if err := idler.Idle(ctx); err != nil {
+				r.Logger.Warn("destination: storing what it kept for the next load failed; the next load does it", "err", err)
+			}
+			recs, err = rd.Read(ctx, r.MaxRecords, min(r.MaxBytes, readBytes))
+		}
+	} else {
+		recs, err = rd.Read(ctx, r.MaxRecords, min(r.MaxBytes, readBytes))
+	}
 	if err != nil {
 		return b, err
 	}
@@ -358,6 +385,7 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 	if b.Start < 0 {
 		b.Start = b.End
 	}
+	b.More = full() && ctx.Err() == nil
 	return b, nil
 }
 

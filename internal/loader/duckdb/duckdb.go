@@ -362,7 +362,47 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("duckdb: %w\n%s", err, st)
 		}
 	}
-	return nil
+	return s.movePendingAtOpen(ctx)
+}
+
+// movePendingAtOpen moves into events the rows a Loader left in
+// PendingTable (see Store.Loader), so that a store loaded otherwise now
+// (the sinks) does not leave them out of sight.
+func (s *Store) movePendingAtOpen(ctx context.Context) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", s.schema, PendingTable).Scan(&n); err != nil {
+		return fmt.Errorf("duckdb: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("duckdb: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := movePending(ctx, tx, s.schema); err != nil {
+		return fmt.Errorf("duckdb: %w", err)
+	}
+	return tx.Commit()
+}
+
+// movePending moves every row of PendingTable into events, in tx, and
+// returns how many.
+func movePending(ctx context.Context, tx *sql.Tx, schema string) (int64, error) {
+	q := quoteIdent(schema)
+	res, err := tx.ExecContext(ctx, "INSERT INTO "+q+".events SELECT * FROM "+q+"."+PendingTable)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM "+q+"."+PendingTable); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // Good returns the sink for enriched TSV lines. Writes are staged on disk

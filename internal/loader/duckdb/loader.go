@@ -29,6 +29,17 @@ import (
 // It is created by the first Position or Load of a Loader.
 const PositionsTable = "_furrow_positions"
 
+// PendingTable holds, in the store's schema, the newest events a Loader
+// stored but keeps out of events for now, fewer than a row group: under
+// traffic (loader.Batch.More) a load moves into events only what ends the
+// table on a row group boundary (see RowGroupRows: a row group left
+// short between full ones is rewritten by DuckDB's next checkpoint, which
+// costs more than the load did), and keeps the rest here, in the same
+// transaction as its position. The next load moves it first; a load cut
+// by a pause, the runner's stop, Idle, or opening the store moves it
+// all. The table has the columns of events.
+const PendingTable = "_furrow_pending_events"
+
 // Loader returns the store as a loader.Loader keeping its position in
 // PositionsTable under name. Load stores a batch's good lines in events,
 // its bad rows in bad_rows and b.End as name's position in one DuckDB
@@ -59,6 +70,7 @@ type storeLoader struct {
 	// commit failed without telling whether it committed, which the next
 	// Load settles (its position check, and a recount of the tables).
 	ready, uncertain bool
+	pending          int64 // rows in PendingTable
 }
 
 var _ loader.Loader = (*storeLoader)(nil)
@@ -95,6 +107,14 @@ func (l *storeLoader) prepare(ctx context.Context, recount bool) error {
 			s.checkInvalidated(err)
 			return storeError("create", PositionsTable, err)
 		}
+		pendingDDL := strings.Replace(EventsDDL(s.schema), "."+"events (", "."+PendingTable+" (", 1)
+		if _, err := s.db.ExecContext(ctx, pendingDDL); err != nil {
+			s.checkInvalidated(err)
+			return storeError("create", PendingTable, err)
+		}
+		if err := l.countPending(ctx); err != nil {
+			return err
+		}
 		l.ready = true
 	}
 	if recount && l.uncertain {
@@ -108,9 +128,54 @@ func (l *storeLoader) prepare(ctx context.Context, recount bool) error {
 			s.rowCount[table] = n
 		}
 		s.events.rows = s.rowCount["events"]
+		if err := l.countPending(ctx); err != nil {
+			return err
+		}
 		l.uncertain = false
 	}
 	return nil
+}
+
+func (l *storeLoader) countPending(ctx context.Context) error {
+	err := l.s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(l.s.schema)+"."+PendingTable).Scan(&l.pending)
+	if err != nil {
+		l.s.checkInvalidated(err)
+		return storeError("read", PendingTable, err)
+	}
+	return nil
+}
+
+// Idle moves the rows kept in PendingTable into events, for the runner
+// when no record has come for a while.
+func (l *storeLoader) Idle(ctx context.Context) error {
+	s := l.s
+	s.events.flushMu.Lock()
+	defer s.events.flushMu.Unlock()
+	return classify(ctx, s.run(func() error {
+		if err := l.prepare(ctx, true); err != nil || l.pending == 0 {
+			return err
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			s.checkInvalidated(err)
+			return storeError("load", "events", err)
+		}
+		defer tx.Rollback()
+		n, err := movePending(ctx, tx, s.schema)
+		if err != nil {
+			s.checkInvalidated(err)
+			return storeError("load", "events", err)
+		}
+		if err := tx.Commit(); err != nil {
+			l.uncertain = true
+			s.checkInvalidated(err)
+			return storeError("load", "events", fmt.Errorf("commit: %w", err))
+		}
+		s.rowCount["events"] += n
+		s.events.rows += n
+		l.pending = 0
+		return nil
+	}))
 }
 
 type queryRower interface {
@@ -166,8 +231,9 @@ func classify(ctx context.Context, err error) error {
 // loadFiles is a load attempt: its TSV files (empty path: no lines) and
 // line counts.
 type loadFiles struct {
-	good, bad   string
-	nGood, nBad int
+	good, tail, bad    string
+	nGood, nTail, nBad int
+	movePending        bool // move PendingTable's rows into events first
 }
 
 // Load stores b; see Store.Loader.
@@ -201,7 +267,7 @@ func (l *storeLoader) load(ctx context.Context, b loader.Batch) error {
 		bad = append(bad, badRowLine(r))
 	}
 
-	skipped, err := l.attempt(ctx, b.End, good, bad)
+	skipped, err := l.attempt(ctx, b.End, good, bad, b.More)
 	var refused *errRefused
 	if errors.As(err, &refused) {
 		// Find the lines DuckDB refuses, and load the others.
@@ -235,7 +301,7 @@ func (l *storeLoader) load(ctx context.Context, b loader.Batch) error {
 			bad = append(bad, kept...)
 		}
 		s.log.Warn("duckdb: lines refused by DuckDB stored as bad rows", "events", len(rejected), "bad_rows", len(refusedBad), "start", b.Start, "end", b.End)
-		skipped, err = l.attempt(ctx, b.End, good, bad)
+		skipped, err = l.attempt(ctx, b.End, good, bad, b.More)
 		if errors.As(err, &refused) {
 			// Refused again, in the table it took in probes: not a bad line.
 			err = storeError("load", refused.table, err)
@@ -270,19 +336,20 @@ func (l *storeLoader) writeFile(target string, lines [][]byte) (string, error) {
 // transaction, unless the stored position is at end or past it
 // (skipped). An *errRefused says that DuckDB refused a line; nothing was
 // committed then.
-func (l *storeLoader) attempt(ctx context.Context, end int64, good, bad [][]byte) (skipped bool, err error) {
-	f := loadFiles{nGood: len(good), nBad: len(bad)}
-	if f.good, err = l.writeFile("events", good); err != nil {
-		return false, err
-	}
-	if f.good != "" {
-		defer os.Remove(f.good)
-	}
-	if f.bad, err = l.writeFile("bad_rows", bad); err != nil {
-		return false, err
-	}
-	if f.bad != "" {
-		defer os.Remove(f.bad)
+func (l *storeLoader) attempt(ctx context.Context, end int64, good, bad [][]byte, more bool) (skipped bool, err error) {
+	direct, tail, move := l.split(good, more)
+	f := loadFiles{nGood: len(direct), nTail: len(tail), nBad: len(bad), movePending: move}
+	for _, w := range []struct {
+		path   *string
+		target string
+		lines  [][]byte
+	}{{&f.good, "events", direct}, {&f.tail, PendingTable, tail}, {&f.bad, "bad_rows", bad}} {
+		if *w.path, err = l.writeFile(w.target, w.lines); err != nil {
+			return false, err
+		}
+		if *w.path != "" {
+			defer os.Remove(*w.path)
+		}
 	}
 	err = l.s.run(func() error {
 		var err error
@@ -290,6 +357,22 @@ func (l *storeLoader) attempt(ctx context.Context, end int64, good, bad [][]byte
 		return err
 	})
 	return skipped, err
+}
+
+// split cuts a batch's good lines into those loaded into events and
+// those kept in PendingTable (see there), and tells whether the rows
+// already kept move into events with them.
+func (l *storeLoader) split(good [][]byte, more bool) (direct, tail [][]byte, move bool) {
+	blk := int64(l.s.rowGroup)
+	if !more || blk <= 0 {
+		return good, nil, true
+	}
+	n := int64(len(good))
+	keep := (l.s.rowCount["events"] + l.pending + n) % blk
+	if keep > n {
+		return nil, good, false // not a row group yet: keep them all
+	}
+	return good[:n-keep], good[n-keep:], true
 }
 
 // commit is attempt's transaction, on the loader thread.
@@ -311,13 +394,21 @@ func (l *storeLoader) commit(ctx context.Context, end int64, f loadFiles) (skipp
 	if pos >= end {
 		return true, nil
 	}
+	var moved int64
+	if f.movePending && l.pending > 0 {
+		// The rows kept are older than this batch's: they go first.
+		if moved, err = movePending(ctx, tx, s.schema); err != nil {
+			s.checkInvalidated(err)
+			return false, storeError("load", "events", err)
+		}
+	}
 	for _, c := range []struct {
-		table, columns, path string
-	}{{"events", eventColumns, f.good}, {"bad_rows", badRowsColumns, f.bad}} {
+		table, target, columns, path string
+	}{{"events", "events", eventColumns, f.good}, {"events", PendingTable, eventColumns, f.tail}, {"bad_rows", "bad_rows", badRowsColumns, f.bad}} {
 		if c.path == "" {
 			continue
 		}
-		q := fmt.Sprintf("COPY %s.%s (%s) FROM %s %s", quoteIdent(s.schema), c.table, c.columns, quoteString(c.path), copyOptions)
+		q := fmt.Sprintf("COPY %s.%s (%s) FROM %s %s", quoteIdent(s.schema), c.target, c.columns, quoteString(c.path), copyOptions)
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			if isDataError(err) {
 				return false, &errRefused{c.table, err}
@@ -338,9 +429,13 @@ ON CONFLICT (destination) DO UPDATE SET position = excluded.position, updated_at
 		s.checkInvalidated(err)
 		return false, storeError("load", "events", fmt.Errorf("commit: %w", err))
 	}
-	s.rowCount["events"] += int64(f.nGood)
+	s.rowCount["events"] += moved + int64(f.nGood)
 	s.rowCount["bad_rows"] += int64(f.nBad)
-	s.events.rows += int64(f.nGood)
+	s.events.rows += moved + int64(f.nGood)
+	if f.movePending {
+		l.pending = 0
+	}
+	l.pending += int64(f.nTail)
 	return false, nil
 }
 

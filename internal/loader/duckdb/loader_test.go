@@ -428,3 +428,57 @@ func TestLoaderBesideSinks(t *testing.T) {
 		t.Errorf("row count %d, want %d", events, 2*rounds*per)
 	}
 }
+
+// Under traffic (More) a load ends events on a row group boundary and
+// keeps the rest in PendingTable, in the same transaction as its
+// position; the next load, Idle, a load without More and opening the
+// store move it. Nothing is lost or loaded twice.
+func TestLoaderKeepsRowGroupsWhole(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "f.duckdb")
+	s, err := Open(ctx, Options{Path: path, Processor: proc, RowGroupRows: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.Loader("d")
+	events := func() (int, int) {
+		return count(t, s, "SELECT count(*) FROM atomic.events"), count(t, s, "SELECT count(*) FROM atomic."+PendingTable)
+	}
+	step := func(what string, b loader.Batch, wantEvents, wantPending int) {
+		t.Helper()
+		if err := l.Load(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if e, p := events(); e != wantEvents || p != wantPending {
+			t.Fatalf("%s: events %d, pending %d; want %d, %d", what, e, p, wantEvents, wantPending)
+		}
+		if pos, _ := l.Position(ctx); pos != b.End {
+			t.Fatalf("%s: position %d, want %d", what, pos, b.End)
+		}
+	}
+	step("3,000 under traffic", loader.Batch{Start: 0, End: 10, Good: pageViews(3000, 0), More: true}, 2048, 952)
+	step("1,500 under traffic", loader.Batch{Start: 10, End: 20, Good: pageViews(1500, 3000), More: true}, 4096, 404)
+	step("the same batch again", loader.Batch{Start: 10, End: 20, Good: pageViews(1500, 3000), More: true}, 4096, 404)
+	step("100 under traffic", loader.Batch{Start: 20, End: 30, Good: pageViews(100, 4500), More: true}, 4096, 504)
+	if err := l.(loader.Idler).Idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e, p := events(); e != 4600 || p != 0 {
+		t.Fatalf("after Idle: events %d, pending %d", e, p)
+	}
+	step("realigned after Idle", loader.Batch{Start: 30, End: 40, Good: pageViews(2000, 4600), More: true}, 6144, 456)
+	step("after a pause", loader.Batch{Start: 40, End: 50, Good: pageViews(10, 6600)}, 6610, 0)
+	step("kept, then the store closed", loader.Batch{Start: 50, End: 60, Good: pageViews(30, 6610), More: true}, 6610, 30)
+	s.Close(ctx)
+	s, err = Open(ctx, Options{Path: path, Processor: proc, RowGroupRows: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if e, p := events(); e != 6640 || p != 0 {
+		t.Fatalf("after reopening: events %d, pending %d", e, p)
+	}
+	if n := count(t, s, "SELECT count(DISTINCT event_id) FROM atomic.events"); n != 6640 {
+		t.Fatalf("%d distinct event ids, want 6640", n)
+	}
+}
