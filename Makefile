@@ -31,7 +31,8 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS = payload:FuzzUnmarshal jsonx:FuzzDecode jsonx:FuzzQuote event:FuzzSplit \
 	analytics:FuzzAppendEventJSON iglu:FuzzParseSchemaKey iglu:FuzzParseSelfDescribing \
 	enrich:FuzzParseQuery enrich:FuzzProcess enrich:FuzzExplodeURI wal:FuzzReadDamaged \
-	pseudo:FuzzEntity pseudo:FuzzParsePath pseudo:FuzzBadRow enrich/step/pii:FuzzParsePath config:FuzzExpandString
+	pseudo:FuzzEntity pseudo:FuzzParsePath pseudo:FuzzBadRow enrich/step/pii:FuzzParsePath config:FuzzExpandString \
+	loader:FuzzDecodeFrame
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
