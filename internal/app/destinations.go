@@ -60,9 +60,7 @@ type destination struct {
 // be opened is a configuration error); the other destinations are
 // reached by their runners, which retry while they are unreachable.
 func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
-	opts.Dir = filepath.Join(a.cfg.DataDir, "log", "enriched")
-	opts.MaxRecordBytes = loader.MaxFrameBytes + 1<<20
-	opts.SegmentBytes = max(opts.SegmentBytes, 2*int64(opts.MaxRecordBytes))
+	opts = enrichedOptions(opts)
 	var err error
 	if a.enrichedLog, err = wal.Open(opts); err != nil {
 		return err
@@ -79,10 +77,12 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 	}
 	// A frame written just before a stop whose upstream commit was lost:
 	// its batches are in the enriched log already.
-	for name, l := range map[string]*wal.Log{"raw": a.raw, "collector-bad": a.bad} {
-		reader := map[string]string{"raw": "enrich", "collector-bad": "load"}[name]
-		if err := moveReader(l, reader, last[name]); err != nil {
-			return fmt.Errorf("log/%s: %w", name, err)
+	for _, up := range []struct {
+		source, reader string
+		log            *wal.Log
+	}{{"raw", "enrich", a.raw}, {"collector-bad", "load", a.bad}} {
+		if err := moveReader(up.log, up.reader, last[up.source]); err != nil {
+			return fmt.Errorf("log/%s: %w", up.source, err)
 		}
 	}
 	// Positions are the enriched log's: a destination stores them with
@@ -159,6 +159,14 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 	return nil
 }
 
+// enrichedOptions are the enriched log's, from those of the other logs
+// with its directory: frames are larger records than payloads.
+func enrichedOptions(opts wal.Options) wal.Options {
+	opts.MaxRecordBytes = loader.MaxFrameBytes + 1<<20
+	opts.SegmentBytes = max(opts.SegmentBytes, 2*int64(opts.MaxRecordBytes))
+	return opts
+}
+
 // objectStore returns how to open a files or s3 destination's store.
 func objectStore(d config.Destination) func(ctx context.Context) (files.Store, error) {
 	if d.Files != nil {
@@ -209,12 +217,12 @@ func logID(dir string) (string, error) {
 // run with more destinations, holds events some destination has not
 // loaded: they would never be loaded.
 func checkEnrichedDrained(opts wal.Options) error {
+	opts = enrichedOptions(opts)
 	dir := opts.Dir
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	opts.MaxRecordBytes = loader.MaxFrameBytes + 1<<20
-	opts.OnDamage = nil
+	opts.OnDamage = nil // only reading positions
 	l, err := wal.Open(opts)
 	if err != nil {
 		return fmt.Errorf("log/enriched: %w", err)

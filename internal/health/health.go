@@ -114,15 +114,7 @@ func (r *Registry) noteCheck(name string, err error) {
 
 // Err returns nil when every component and check is healthy, else their
 // errors, each prefixed with its name.
-func (r *Registry) Err() error {
-	var errs []error
-	for _, s := range r.Status() {
-		if s.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.Name, s.Err))
-		}
-	}
-	return errors.Join(errs...)
-}
+func (r *Registry) Err() error { return r.ErrOf(func(string) bool { return true }) }
 
 // ErrOf is Err for the components and checks whose name match
 // accepts.

@@ -27,6 +27,17 @@ import (
 // destinations twice.
 const KindFrame byte = 'F'
 
+// The kinds of a frame's lines.
+const (
+	KindGood byte = 'G' // a good event's enriched TSV line
+	KindBad  byte = 'B' // a bad row
+)
+
+// GoodRecord and BadRecord build an enriched log record of one line, a
+// frame without a source (for tests and tools that write the log).
+func GoodRecord(tsv []byte) []byte { return AppendFrame(nil, Frame{Lines: []Line{{KindGood, tsv}}}) }
+func BadRecord(row []byte) []byte  { return AppendFrame(nil, Frame{Lines: []Line{{KindBad, row}}}) }
+
 // Frame is one enriched log record.
 type Frame struct {
 	Source   string
@@ -58,19 +69,13 @@ func AppendFrame(buf []byte, f Frame) []byte {
 // errFrame is a record that is not a frame furrow wrote.
 var errFrame = errors.New("enriched log: malformed frame")
 
-// DecodeFrame decodes an enriched log record: a frame, or a single
-// line record (GoodRecord, BadRecord). Lines alias rec.
+// DecodeFrame decodes an enriched log record. Lines alias rec.
 func DecodeFrame(rec []byte) (Frame, error) {
 	var f Frame
 	if len(rec) == 0 {
 		return f, errFrame
 	}
-	switch rec[0] {
-	case KindGood, KindBad:
-		f.Lines = []Line{{rec[0], rec[1:]}}
-		return f, nil
-	case KindFrame:
-	default:
+	if rec[0] != KindFrame {
 		return f, fmt.Errorf("%w: record starts with %q", errFrame, rec[0])
 	}
 	p := rec[1:]

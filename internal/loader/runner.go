@@ -14,17 +14,6 @@ import (
 	"github.com/furrow-io/furrow/internal/wal"
 )
 
-// The enriched log holds both outputs of the enricher, each record
-// tagged by its first byte: a good event's TSV line, or a bad row.
-const (
-	KindGood byte = 'G'
-	KindBad  byte = 'B'
-)
-
-// GoodRecord and BadRecord build enriched log records.
-func GoodRecord(tsv []byte) []byte { return append([]byte{KindGood}, tsv...) }
-func BadRecord(row []byte) []byte  { return append([]byte{KindBad}, row...) }
-
 // Runner feeds one destination from the enriched log, as the named
 // reader "dest-<Name>": each destination reads at its own pace, so one
 // that is down, slow or refusing holds back only itself, and what it has
