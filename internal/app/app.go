@@ -97,6 +97,9 @@ type App struct {
 	reg      *prometheus.Registry
 	raw, bad *wal.Log
 	store    *duckdb.Store // the fused path's (see fusedDuckDB)
+	// Its sinks for the enricher and for the collector's bad rows, each
+	// storing its log's position with what it loads (exactly once).
+	storeRaw, storeBad *duckdb.Marked
 	// The enriched log mode's (see destinations.go).
 	enrichedLog *wal.Log
 	enriched    *loader.Enriched
@@ -212,6 +215,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			if err != nil {
 				return nil, err
 			}
+			if err := a.openMarked(ctx, walOpts); err != nil {
+				return nil, err
+			}
 		}
 	} else if err := a.openDestinations(ctx, walOpts("enriched")); err != nil {
 		return nil, err
@@ -300,7 +306,7 @@ func (a *App) Registry() *prometheus.Registry { return a.reg }
 // sinks returns where enriched events and bad rows go.
 func (a *App) sinks() (good, bad stream.Sink) {
 	if a.store != nil {
-		return a.store.Good(), a.store.Bad()
+		return a.storeRaw.Good(), a.storeRaw.Bad()
 	}
 	discard := stream.SinkFunc(func(context.Context, ...[]byte) error { return nil })
 	return discard, discard
@@ -355,6 +361,9 @@ func (a *App) Run(ctx context.Context) error {
 		observers = append(observers, a.stdout)
 	}
 	fwdSink := bad
+	if a.storeBad != nil {
+		fwdSink = a.storeBad.Bad()
+	}
 	if a.enriched != nil {
 		// Into the enriched log, in frames that record how far each
 		// upstream log was read (loader.Enriched).
@@ -531,6 +540,11 @@ func (a *App) closeAll(ctx context.Context) error {
 		errs = append(errs, a.stdout.flush())
 	}
 	a.stopSocket()
+	for _, m := range []*duckdb.Marked{a.storeRaw, a.storeBad} {
+		if m != nil {
+			errs = append(errs, m.Close(ctx))
+		}
+	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close(ctx))
 	}

@@ -26,7 +26,9 @@ import (
 // loads as it always has: the enricher writes straight into DuckDB, in
 // row groups, and acknowledges the raw log once they are committed (the
 // fused path: no second log to write, which the GET load test keeps
-// measuring).
+// measuring). Each load holds the raw log's position, so that a crash
+// between DuckDB's commit and the raw log's loads nothing twice (see
+// openMarked).
 //
 // Any other list puts the enriched log (data_dir/log/enriched) between
 // the enricher and the destinations: the enricher, and the stage that
@@ -34,6 +36,11 @@ import (
 // (loader.Enriched), and each destination has its own reader and runner
 // (loader.Runner), so each loads at its own pace and one that is down
 // holds back only itself while its backlog waits on disk.
+
+// duckDBBatchBytes bounds the enriched log bytes of one batch of a duckdb
+// destination, which its loader stages on disk: a row group of enriched
+// POST events is about 130 MB.
+const duckDBBatchBytes = 512 << 20
 
 // PermanentRetryDelay is how long a destination that refused a load
 // (wrong password, missing bucket or permission) waits before it tries
@@ -43,10 +50,11 @@ import (
 const PermanentRetryDelay = time.Minute
 
 // fusedDuckDB reports whether the destinations are the fused path's:
-// none, or one duckdb destination without duckdb.exactly_once.
+// none, or one duckdb destination, which the enricher loads directly
+// (duckdb.Marked).
 func fusedDuckDB(cfg config.Config) bool {
 	ds := cfg.EffectiveDestinations()
-	return len(ds) == 0 || (len(ds) == 1 && ds[0].DuckDB != nil && !cfg.DuckDB.ExactlyOnce)
+	return len(ds) == 0 || (len(ds) == 1 && ds[0].DuckDB != nil)
 }
 
 // destination is one destination of the enriched log mode.
@@ -125,9 +133,13 @@ func (a *App) openDestinations(ctx context.Context, opts wal.Options) error {
 			}
 			a.stores = append(a.stores, st)
 			r.Loader = st.Loader(d.Name + "@" + id)
-			// Whole row groups under traffic (see duckdb.RowGroupRows);
-			// when quiet, within IdleDelay.
-			r.MaxRecords, r.MaxBytes, r.MaxDelay, r.IdleDelay = st.RowGroupRows(), budget, 5*time.Second, 50*time.Millisecond
+			// Under traffic, batches of the events that end the table on
+			// a row group boundary (loader.Wanter, see
+			// duckdb.PendingTable); when quiet, within IdleDelay. The
+			// loader stages each read on disk (loader.Stager), so a
+			// batch is bounded by disk rather than memory: MaxBytes only
+			// stops a batch of huge lines from growing without end.
+			r.MaxRecords, r.MaxBytes, r.MaxDelay, r.IdleDelay = 2*st.RowGroupRows(), duckDBBatchBytes, 5*time.Second, 50*time.Millisecond
 		case d.Postgres != nil:
 			o := postgres.Options{DSN: d.Postgres.DSN.Value(), Schema: d.Postgres.Schema, Name: d.Name + "@" + id, Processor: a.proc, Logger: a.log.With("destination", d.Name)}
 			r.Open = func(ctx context.Context) (loader.Loader, error) { return postgres.Open(ctx, o) }
@@ -187,6 +199,10 @@ func logID(dir string) (string, error) {
 		id := strings.TrimSpace(string(b))
 		if _, perr := uuid.Parse(id); perr != nil {
 			return "", fmt.Errorf("%s is not a log id (%v): delete it only together with the log", p, perr)
+		}
+		// Narrowed like everything furrow keeps (see privateDataDir).
+		if err := os.Chmod(p, 0o600); err != nil {
+			return "", err
 		}
 		return id, nil
 	}
@@ -258,10 +274,38 @@ func moveReader(l *wal.Log, name string, pos int64) error {
 		return nil
 	}
 	if pos > l.End() {
-		return errors.New("the enriched log holds a position beyond the end of this log: were the logs of two data directories mixed?")
+		return fmt.Errorf("a position stored downstream (%d) is beyond the end of this log (%d): were the data of two data directories mixed?", pos, l.End())
 	}
 	rd.Rewind(pos)
 	return rd.Commit(pos)
+}
+
+// openMarked makes the fused path's sinks: the enricher's, keyed by the
+// raw log's id, and the collector's bad rows', keyed by that log's. Each
+// log's reader is moved past what DuckDB holds already, so that a crash
+// between DuckDB's commit and the reader's is not loaded twice.
+func (a *App) openMarked(ctx context.Context, walOpts func(string) wal.Options) error {
+	for _, m := range []struct {
+		log     string
+		l       *wal.Log
+		reader  string
+		sinks   **duckdb.Marked
+		badOnly bool
+	}{{"raw", a.raw, "enrich", &a.storeRaw, false}, {"collector-bad", a.bad, "load", &a.storeBad, true}} {
+		id, err := logID(walOpts(m.log).Dir)
+		if err != nil {
+			return fmt.Errorf("log/%s: %w", m.log, err)
+		}
+		*m.sinks = a.store.Marked(m.log+"@"+id, m.badOnly)
+		pos, err := (*m.sinks).Position(ctx)
+		if err != nil {
+			return err
+		}
+		if err := moveReader(m.l, m.reader, pos); err != nil {
+			return fmt.Errorf("log/%s: %w", m.log, err)
+		}
+	}
+	return nil
 }
 
 // destinationNames lists the destinations for the start message.

@@ -122,12 +122,6 @@ type DuckDBConfig struct {
 	// under load, collection and enrichment come first and the durable
 	// log holds the backlog; default 10.
 	Nice int `yaml:"nice"`
-	// ExactlyOnce loads a lone duckdb destination from the enriched log,
-	// with its position in each transaction, as every destination is
-	// loaded beside others: a crash never loads an event twice. Off (the
-	// default), the enricher loads it directly, faster, and a crash
-	// between DuckDB's commit and the raw log's can load a batch twice.
-	ExactlyOnce bool `yaml:"exactly_once"`
 }
 
 // DefaultDuckDBConfig is the duckdb section's defaults: on, in schema

@@ -67,6 +67,7 @@ type Runner struct {
 	m                  *runnerMetrics
 	arena              []byte // the current batch's records, reused
 	arenaWant          int    // the largest batch's size
+	good, bad          int    // the current batch's lines of each kind
 	initOnce, stopOnce sync.Once
 	stopping           chan struct{}
 }
@@ -153,6 +154,33 @@ type Idler interface {
 	Idle(ctx context.Context) error
 }
 
+// Wanter is implemented by a Loader that loads most cheaply in batches
+// of a given number of good events (DuckDB: the number that ends its
+// table on a row group boundary, see duckdb.PendingTable). Want returns
+// that number for the next batch, 0 for none; the runner then ends the
+// batch with the record that reaches it, and leaves the records after
+// it in the log for the next batch. The runner calls Want between loads.
+type Wanter interface {
+	Want() int
+}
+
+// Stager is implemented by a Loader that takes a batch's lines while the
+// runner reads them, writing them where its Load takes them from (DuckDB:
+// the files its COPY reads). The runner then holds no batch in memory,
+// so a batch can be as large as the destination loads best, whatever the
+// memory share. Stage is called with the lines of the next batch, in
+// order, over as many calls as the runner reads; it copies what it keeps
+// (the runner reuses the memory) and takes all of the lines or, on
+// error, none, so the runner can call it again with the same ones. Load
+// then gets the batch without its lines (Good and Bad empty) and loads
+// what was staged; a failed Load is retried from the same staged lines,
+// and nothing is staged until a Load succeeds. Close drops what is
+// staged.
+type Stager interface {
+	Loader
+	Stage(ctx context.Context, good, bad [][]byte) error
+}
+
 // IdleAfter is how long the enriched log stays quiet before Idle.
 const IdleAfter = time.Second
 
@@ -237,8 +265,8 @@ func (r *Runner) Run(ctx context.Context) error {
 				return r.stop(rctx, err)
 			}
 			stored = b.End
-			m.rows.WithLabelValues(r.Name).Add(float64(len(b.Good)))
-			m.bad.WithLabelValues(r.Name).Add(float64(len(b.Bad)))
+			m.rows.WithLabelValues(r.Name).Add(float64(r.good))
+			m.bad.WithLabelValues(r.Name).Add(float64(r.bad))
 			m.lastLoad.WithLabelValues(r.Name).SetToCurrentTime()
 		}
 		if err := rd.Commit(b.End); err != nil {
@@ -273,11 +301,18 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 	var b Batch
 	b.Start = -1
 	size, lines := 0, 0
+	want, reached := 0, false
+	if w, ok := r.Loader.(Wanter); ok {
+		want = w.Want()
+	}
+	r.good, r.bad = 0, 0
+	stager, _ := r.Loader.(Stager)
 	// The batch's lines are slices of arena, which the next batch reuses
 	// (a Loader keeps nothing of a Batch after Load). Records are copied
 	// in: Data is reused by the next Read. A record that does not fit
-	// gets its own buffer rather than moving the ones before.
-	if cap(r.arena) < r.arenaWant {
+	// gets its own buffer rather than moving the ones before. A Stager
+	// is given each read's lines before the next read instead.
+	if stager == nil && cap(r.arena) < r.arenaWant {
 		// As large as the largest batch yet, outside the Go heap where
 		// the platform allows (see offHeap).
 		freeOffHeap(r.arena)
@@ -286,6 +321,9 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 	r.arena = r.arena[:0]
 	defer func() { r.arenaWant = max(r.arenaWant, size) }()
 	hold := func(data []byte) []byte {
+		if stager != nil {
+			return data
+		}
 		if len(r.arena)+len(data) > cap(r.arena) {
 			return append([]byte(nil), data...)
 		}
@@ -293,8 +331,14 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 		r.arena = append(r.arena, data...)
 		return r.arena[start:len(r.arena):len(r.arena)]
 	}
-	add := func(recs []wal.Record) {
-		for _, rec := range recs {
+	add := func(recs []wal.Record) error {
+		for i, rec := range recs {
+			if reached {
+				// The batch is as the destination wants it: the rest
+				// is read again for the next one.
+				rd.Rewind(recs[i].Offset)
+				break
+			}
 			b.End = rec.Next
 			size += len(rec.Data)
 			if rec.Next <= stored || len(rec.Data) == 0 {
@@ -311,20 +355,32 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 				b.Bad = append(b.Bad, badrows.GenericError(r.Processor, time.Now(),
 					[]string{fmt.Sprintf("enriched log record at offset %d: %v", rec.Offset, err)}, string(data)))
 				lines++
+				r.bad++
 				continue
 			}
 			for _, l := range f.Lines {
 				if l.Kind == KindGood {
 					b.Good = append(b.Good, l.Data)
+					r.good++
 				} else {
 					b.Bad = append(b.Bad, l.Data)
+					r.bad++
 				}
 			}
 			lines += len(f.Lines)
+			reached = want > 0 && r.good >= want
 		}
+		if stager == nil || len(b.Good)+len(b.Bad) == 0 {
+			return nil
+		}
+		err := r.retry(ctx, func() error { return stager.Stage(ctx, b.Good, b.Bad) })
+		clear(b.Good)
+		clear(b.Bad)
+		b.Good, b.Bad = b.Good[:0], b.Bad[:0]
+		return err
 	}
 	full := func() bool {
-		return lines >= r.MaxRecords || size >= r.MaxBytes || (due != nil && due.Due(size, 0))
+		return reached || lines >= r.MaxRecords || size >= r.MaxBytes || (due != nil && due.Due(size, 0))
 	}
 	// Reads of at most readBytes: the reader's buffer is in the Go heap.
 	// A destination that keeps rows out of sight under traffic (Idler)
@@ -347,7 +403,9 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 	if err != nil {
 		return b, err
 	}
-	add(recs)
+	if err := add(recs); err != nil {
+		return b, err
+	}
 	deadline, cancel := context.WithTimeout(ctx, r.MaxDelay)
 	defer cancel()
 	for !full() {
@@ -369,7 +427,9 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 			}
 			return b, err
 		}
-		add(recs)
+		if err := add(recs); err != nil {
+			return b, err
+		}
 	}
 	if b.Start < 0 {
 		b.Start = b.End

@@ -325,3 +325,87 @@ func TestRunnerIdleDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// stagingLoader is a fakeLoader that takes its lines through Stage and
+// wants batches of want good events.
+type stagingLoader struct {
+	fakeLoader
+	want            int
+	staged          Batch // lines staged for the next Load
+	stages, emptied int
+}
+
+func (s *stagingLoader) Stage(_ context.Context, good, bad [][]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stages++
+	for _, g := range good {
+		s.staged.Good = append(s.staged.Good, append([]byte(nil), g...))
+	}
+	for _, b := range bad {
+		s.staged.Bad = append(s.staged.Bad, append([]byte(nil), b...))
+	}
+	return nil
+}
+
+func (s *stagingLoader) Load(ctx context.Context, b Batch) error {
+	s.mu.Lock()
+	if len(b.Good)+len(b.Bad) > 0 {
+		s.mu.Unlock()
+		return errors.New("a Stager's Load was given lines")
+	}
+	b.Good, b.Bad = s.staged.Good, s.staged.Bad
+	s.mu.Unlock()
+	if err := s.fakeLoader.Load(ctx, b); err != nil {
+		return err // staged lines kept for the retry
+	}
+	s.mu.Lock()
+	s.staged = Batch{}
+	s.emptied++
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *stagingLoader) Want() int { return s.want }
+
+// A Stager gets every line through Stage, none in the Batch, and a
+// failed load is retried from what was staged; a Wanter gets batches
+// of the good events it wants, the records after read again for the
+// next batch.
+func TestRunnerStagesAndWants(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	defer l.Close()
+	f := &stagingLoader{want: 7}
+	f.fail = func(n int) error {
+		if n == 2 {
+			return Retryable(errors.New("outage"))
+		}
+		return nil
+	}
+	good, bad := appendEvents(t, l, 0, 500)
+	r := &Runner{Name: "a", Loader: f, Log: l, MaxRecords: 1000, MaxDelay: 50 * time.Millisecond, RetryDelay: time.Millisecond, Registry: prometheus.NewRegistry()}
+	stop := startRunner(t, r)
+	waitFor(t, "the loads", func() bool { g, b := f.counts(); return g == good && b == bad })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range f.good {
+		if g != fmt.Sprintf("event-%d", i) {
+			t.Fatalf("good[%d] = %s", i, g)
+		}
+	}
+	for i, b := range f.batches {
+		if len(b.Good) > 7 {
+			t.Fatalf("batch %d holds %d good events, want at most 7", i, len(b.Good))
+		}
+		if i > 0 && b.Start != f.batches[i-1].End {
+			t.Fatalf("batch %d starts at %d, the one before ended at %d", i, b.Start, f.batches[i-1].End)
+		}
+		if i < len(f.batches)-1 && len(b.Good) != 7 {
+			t.Fatalf("batch %d holds %d good events under traffic, want 7", i, len(b.Good))
+		}
+	}
+	if f.stages == 0 || f.emptied != len(f.batches) {
+		t.Fatalf("%d stages, %d loads emptied the staging, %d batches", f.stages, f.emptied, len(f.batches))
+	}
+}

@@ -16,27 +16,15 @@ import (
 	"github.com/google/uuid"
 )
 
-// TestKill9Durability checks the collector's promise: an event answered
-// with 2xx survives the process being killed with SIGKILL at any moment.
-// Trackers keep sending while furrow is killed; after a restart every
-// acknowledged event must reach the warehouse.
-func TestKill9Durability(t *testing.T) { kill9(t, false) }
-
-// With duckdb.exactly_once, DuckDB loads from the enriched log with its
-// position in each transaction: no event twice after kill -9 either.
-func TestKill9ExactlyOnce(t *testing.T) { kill9(t, true) }
-
-func kill9(t *testing.T, exactlyOnce bool) {
+// TestKill9ExactlyOnce checks the collector's promise and the warehouse's:
+// an event answered with 2xx survives the process being killed with
+// SIGKILL at any moment, and reaches DuckDB once. Trackers keep sending
+// while furrow is killed; after a restart every acknowledged event must
+// be in the warehouse, none twice (DuckDB holds the raw log's position
+// with the rows, see duckdb.Marked).
+func TestKill9ExactlyOnce(t *testing.T) {
 	dataDir := t.TempDir()
-	var args []string
-	if exactlyOnce {
-		cfg := filepath.Join(t.TempDir(), "furrow.yaml")
-		if err := os.WriteFile(cfg, []byte("duckdb:\n  exactly_once: true\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = []string{"--config", cfg}
-	}
-	f := start(t, dataDir, args...)
+	f := start(t, dataDir)
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	var mu sync.Mutex
@@ -104,7 +92,7 @@ func kill9(t *testing.T, exactlyOnce bool) {
 
 	// Restart on the same data: the log is repaired and the remainder of
 	// it is enriched and loaded; a graceful stop waits for that.
-	f2 := start(t, dataDir, args...)
+	f2 := start(t, dataDir)
 	f2.stop()
 
 	loaded := loadedEvents(t, dataDir, "kill9")
@@ -125,8 +113,8 @@ func kill9(t *testing.T, exactlyOnce bool) {
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged events lost after kill -9", missing, len(acked))
 	}
-	if exactlyOnce && dups > 0 {
-		t.Fatalf("%d events loaded twice with duckdb.exactly_once", dups)
+	if dups > 0 {
+		t.Fatalf("%d events loaded twice after kill -9", dups)
 	}
 	for id := range loaded {
 		if !acked[id] && !strings.Contains(id, "-") {

@@ -268,6 +268,26 @@ func BenchmarkLoad(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
 		})
+		// As furrow run loads: Marked, with the position in each load.
+		b.Run(fmt.Sprintf("marked,batch=%d", batch), func(b *testing.B) {
+			ctx := context.Background()
+			s := open(b, filepath.Join(b.TempDir(), "f.duckdb"))
+			defer s.Close(ctx)
+			m := s.Marked("raw@bench", false)
+			defer m.Close(ctx)
+			lines := pageViews(batch, 0)
+			b.ResetTimer()
+			for i := range b.N {
+				if err := m.Good().Write(ctx, lines...); err != nil {
+					b.Fatal(err)
+				}
+				stream.MarkWritten(m.Good(), &stream.Batch{Position: int64(i + 1)})
+				if err := m.Good().(stream.Flusher).Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
+		})
 	}
 }
 
@@ -294,7 +314,9 @@ func pageViews(n, offset int) [][]byte {
 // a row group and a few rows at a time (six loads, then the last partial
 // one), and checkpoints, which is when DuckDB compacts. "whole" loads
 // every batch as it comes, leaving short row groups between full ones;
-// "blocks" is FlushBlocks, which keeps the table on row group boundaries.
+// "blocks" is FlushBlocks, which keeps the table on row group boundaries;
+// "marked" is Marked's FlushBlocks, as furrow run loads (the rows past a
+// boundary go to PendingTable, with the position).
 // One DuckDB thread, as furrow run uses by default.
 func BenchmarkLoadUnderTraffic(b *testing.B) {
 	sizes := []int{RowGroupRows + 23, RowGroupRows + 19, RowGroupRows + 95, RowGroupRows, RowGroupRows + 190, RowGroupRows + 7, 92380}
@@ -303,7 +325,7 @@ func BenchmarkLoadUnderTraffic(b *testing.B) {
 		total += n
 	}
 	all := pageViews(total, 0)
-	for _, mode := range []string{"whole", "blocks"} {
+	for _, mode := range []string{"whole", "blocks", "marked"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
 			for range b.N {
@@ -314,17 +336,41 @@ func BenchmarkLoadUnderTraffic(b *testing.B) {
 				}
 				b.StartTimer()
 				lines := all
-				for i, n := range sizes {
-					if err := s.Good().Write(ctx, lines[:n]...); err != nil {
-						b.Fatal(err)
+				if mode == "marked" {
+					// As furrow run loads: a batch marked at a time,
+					// FlushBlocks once a row group is staged.
+					m := s.Marked("raw@bench", false)
+					good := m.Good()
+					for i, n := range sizes {
+						if err := good.Write(ctx, lines[:n]...); err != nil {
+							b.Fatal(err)
+						}
+						lines = lines[n:]
+						stream.MarkWritten(good, &stream.Batch{Position: int64(i + 1)})
+						var err error
+						if i == len(sizes)-1 {
+							err = good.(stream.Flusher).Flush(ctx)
+						} else {
+							_, err = good.(stream.BlockFlusher).FlushBlocks(ctx)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
 					}
-					lines = lines[n:]
-					block := RowGroupRows
-					if mode == "whole" || i == len(sizes)-1 {
-						block = 0 // the last load of a burst is always whole
-					}
-					if _, err := s.flushEvents(ctx, block); err != nil {
-						b.Fatal(err)
+					m.Close(ctx)
+				} else {
+					for i, n := range sizes {
+						if err := s.Good().Write(ctx, lines[:n]...); err != nil {
+							b.Fatal(err)
+						}
+						lines = lines[n:]
+						block := RowGroupRows
+						if mode == "whole" || i == len(sizes)-1 {
+							block = 0 // the last load of a burst is always whole
+						}
+						if _, err := s.flushEvents(ctx, block); err != nil {
+							b.Fatal(err)
+						}
 					}
 				}
 				if _, err := s.DB().ExecContext(ctx, "CHECKPOINT"); err != nil {

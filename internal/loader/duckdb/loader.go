@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,8 +60,12 @@ const PendingTable = "_furrow_pending_events"
 // database DuckDB invalidated and that the next call reopens, a deadline
 // that expired). Load takes turns with the sinks' flushes; a store is
 // meant to be loaded either way, not both, though the row counts of the
-// store stay right if it is. Close does nothing: the store is closed by
-// its owner, after its loaders are done.
+// store stay right if it is. Close removes its staging files (see
+// Stage); the store is closed by its owner, after its loaders are done.
+//
+// The loader is also a loader.Wanter (the good events that end events on
+// a row group boundary) and a loader.Stager (lines staged on disk as the
+// runner reads them).
 func (s *Store) Loader(name string) loader.Loader { return &storeLoader{s: s, name: name} }
 
 type storeLoader struct {
@@ -71,9 +76,16 @@ type storeLoader struct {
 	// Load settles (its position check, and a recount of the tables).
 	ready, uncertain bool
 	pending          int64 // rows in PendingTable
+	staged           *stagedBatch
+	badOnly          bool // loads only bad rows, and leaves PendingTable alone (see Marked)
 }
 
-var _ loader.Loader = (*storeLoader)(nil)
+var (
+	_ loader.Loader = (*storeLoader)(nil)
+	_ loader.Wanter = (*storeLoader)(nil)
+	_ loader.Idler  = (*storeLoader)(nil)
+	_ loader.Stager = (*storeLoader)(nil)
+)
 
 // errRefused marks a COPY that DuckDB refused for a line's data.
 type errRefused struct {
@@ -210,8 +222,14 @@ func (l *storeLoader) Position(ctx context.Context) (int64, error) {
 	return pos, classify(ctx, err)
 }
 
-// Close does nothing: the store is closed by its owner.
-func (l *storeLoader) Close(context.Context) error { return nil }
+// Close removes the staging files; the store is closed by its owner.
+func (l *storeLoader) Close(context.Context) error {
+	if l.staged != nil {
+		l.staged.close()
+		l.staged = nil
+	}
+	return nil
+}
 
 // classify wraps the errors retrying can help with loader.Retryable.
 func classify(ctx context.Context, err error) error {
@@ -244,31 +262,60 @@ func (l *storeLoader) Load(ctx context.Context, b loader.Batch) error {
 	defer s.events.flushMu.Unlock()
 	s.badRows.flushMu.Lock()
 	defer s.badRows.flushMu.Unlock()
-	return classify(ctx, l.load(ctx, b))
+	return classify(ctx, l.load(ctx, b, l.staged))
 }
 
-func (l *storeLoader) load(ctx context.Context, b loader.Batch) error {
+// load stores b: its lines or, if st holds any, the lines staged in st,
+// which it resets once they are stored.
+func (l *storeLoader) load(ctx context.Context, b loader.Batch, st *stagedBatch) error {
 	s := l.s
-	good := make([][]byte, 0, len(b.Good))
-	bad := make([][]byte, 0, len(b.Bad))
-	parseErrors := 0
-	for _, line := range b.Good {
-		line = bytes.TrimRight(line, "\r\n")
-		if !s.trusted {
-			if err := event.Check(line); err != nil {
-				parseErrors++
-				bad = append(bad, badRowLine(parsingError(s.proc, err, line)))
-				continue
+	var (
+		good, bad   [][]byte
+		parseErrors int
+		skipped     bool
+		err         error
+		refused     *errRefused
+	)
+	if st != nil && st.lines() > 0 {
+		// The batch is in the staging files (see Stage).
+		if skipped, err = l.attemptStaged(ctx, st, b.End, b.More); err == nil {
+			if !skipped {
+				s.loaded.Add(float64(st.good.lines() + st.tail.lines()))
+				s.badLoaded.Add(float64(st.bad.lines()))
+				s.parseErrors.Add(float64(st.parseErrors))
 			}
+			st.reset()
+			return nil
 		}
-		good = append(good, line)
+		if !errors.As(err, &refused) {
+			return err
+		}
+		// The staging files stay as they are until the batch is
+		// stored: a retried Load starts over from them.
+		var rerr error
+		if good, bad, rerr = st.read(); rerr != nil {
+			return storeError("stage", "events", rerr)
+		}
+		parseErrors = st.parseErrors
+	} else {
+		good = make([][]byte, 0, len(b.Good))
+		bad = make([][]byte, 0, len(b.Bad))
+		for _, line := range b.Good {
+			line = bytes.TrimRight(line, "\r\n")
+			if !s.trusted {
+				if err := event.Check(line); err != nil {
+					parseErrors++
+					bad = append(bad, badRowLine(parsingError(s.proc, err, line)))
+					continue
+				}
+			}
+			good = append(good, line)
+		}
+		for _, r := range b.Bad {
+			bad = append(bad, badRowLine(r))
+		}
+		skipped, err = l.attempt(ctx, b.End, good, bad, b.More)
 	}
-	for _, r := range b.Bad {
-		bad = append(bad, badRowLine(r))
-	}
-
-	skipped, err := l.attempt(ctx, b.End, good, bad, b.More)
-	var refused *errRefused
 	if errors.As(err, &refused) {
 		// Find the lines DuckDB refuses, and load the others.
 		var rejected []rejectedLine
@@ -311,12 +358,175 @@ func (l *storeLoader) load(ctx context.Context, b loader.Batch) error {
 		if skipped {
 			s.log.Debug("duckdb: batch already loaded, skipped", "destination", l.name, "start", b.Start, "end", b.End)
 		}
+		if err == nil && st != nil {
+			st.reset()
+		}
 		return err
+	}
+	if st != nil {
+		st.reset()
 	}
 	s.loaded.Add(float64(len(good)))
 	s.badLoaded.Add(float64(len(bad)))
 	s.parseErrors.Add(float64(parseErrors))
 	return nil
+}
+
+// stagedBatch is the next batch as Stage wrote it: its good lines, the
+// newest of them that its load keeps in PendingTable (tail, once cut),
+// and its bad rows, each a staging file a COPY reads.
+type stagedBatch struct {
+	good, tail, bad *staging
+	parseErrors     int  // good lines that failed the check, now in bad
+	cut, move       bool // tail is cut; PendingTable's rows move first
+}
+
+func (st *stagedBatch) lines() int { return st.good.lines() + st.tail.lines() + st.bad.lines() }
+
+// read returns the good lines (tail included) and the bad rows staged.
+func (st *stagedBatch) read() (good, bad [][]byte, err error) {
+	for _, f := range []struct {
+		st  *staging
+		out *[][]byte
+	}{{st.good, &good}, {st.tail, &good}, {st.bad, &bad}} {
+		if f.st.lines() == 0 {
+			continue
+		}
+		if err := f.st.sync(); err != nil {
+			return nil, nil, err
+		}
+		content := make([]byte, f.st.size())
+		if _, err := f.st.f.ReadAt(content, 0); err != nil {
+			return nil, nil, err
+		}
+		*f.out = append(*f.out, bytes.Split(bytes.TrimSuffix(content, []byte("\n")), []byte("\n"))...)
+	}
+	return good, bad, nil
+}
+
+func (st *stagedBatch) reset() {
+	st.good.reset()
+	st.tail.reset()
+	st.bad.reset()
+	st.parseErrors, st.cut, st.move = 0, false, false
+}
+
+func (st *stagedBatch) close() {
+	st.good.close()
+	st.tail.close()
+	st.bad.close()
+}
+
+// Stage writes lines of the next batch to the files its Load COPYs (see
+// loader.Stager), checking good lines as Load does.
+func (l *storeLoader) Stage(ctx context.Context, good, bad [][]byte) error {
+	if l.staged == nil {
+		st, err := l.s.newStaged()
+		if err != nil {
+			return classify(ctx, err)
+		}
+		l.staged = st
+	}
+	if l.staged.cut {
+		return errors.New("duckdb: Stage after a Load that did not store its batch")
+	}
+	return classify(ctx, l.s.stage(l.staged, good, bad))
+}
+
+// newStaged creates the staging files of a stagedBatch.
+func (s *Store) newStaged() (*stagedBatch, error) {
+	st := &stagedBatch{}
+	for _, f := range []struct {
+		st   **staging
+		name string
+	}{{&st.good, "events"}, {&st.tail, PendingTable}, {&st.bad, "bad_rows"}} {
+		var err error
+		if *f.st, err = openStaging(filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d.tsv", f.name, s.seq.Add(1))), s.create); err != nil {
+			for _, o := range []*staging{st.good, st.tail, st.bad} {
+				if o != nil {
+					o.close()
+				}
+			}
+			return nil, storeError("stage", f.name, err)
+		}
+	}
+	return st, nil
+}
+
+// stage adds good lines (checked unless the store is Trusted) and bad
+// rows to st: all of them or, on error, none.
+func (s *Store) stage(st *stagedBatch, good, bad [][]byte) error {
+	ng, nb, pe := st.good.lines(), st.bad.lines(), st.parseErrors
+	err := func() error {
+		for _, line := range good {
+			line = bytes.TrimRight(line, "\r\n")
+			if !s.trusted {
+				if err := event.Check(line); err != nil {
+					st.parseErrors++
+					if err := st.bad.add(badRowLine(parsingError(s.proc, err, line)), 0); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			if err := st.good.add(line, 0); err != nil {
+				return err
+			}
+		}
+		for _, r := range bad {
+			if err := st.bad.add(badRowLine(r), 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		st.good.rollback(ng)
+		st.bad.rollback(nb)
+		st.parseErrors = pe
+		return storeError("stage", "events", err)
+	}
+	return nil
+}
+
+// attemptStaged is attempt for the staged batch: the first attempt cuts
+// its tail, which later ones keep.
+func (l *storeLoader) attemptStaged(ctx context.Context, st *stagedBatch, end int64, more bool) (skipped bool, err error) {
+	if !st.cut {
+		if err := st.good.sync(); err != nil {
+			return false, storeError("stage", "events", err)
+		}
+		n := st.good.lines()
+		t, move := l.tailOf(n, more)
+		switch {
+		case t == n && n > 0:
+			st.good, st.tail = st.tail, st.good // all of them kept
+		case t > 0:
+			if err := st.good.moveTail(t, st.tail); err != nil {
+				return false, storeError("stage", PendingTable, err)
+			}
+		}
+		st.cut, st.move = true, move
+	}
+	f := loadFiles{nGood: st.good.lines(), nTail: st.tail.lines(), nBad: st.bad.lines(), movePending: st.move}
+	for _, w := range []struct {
+		path *string
+		st   *staging
+	}{{&f.good, st.good}, {&f.tail, st.tail}, {&f.bad, st.bad}} {
+		if w.st.lines() == 0 {
+			continue
+		}
+		if err := w.st.sync(); err != nil {
+			return false, storeError("stage", "events", err)
+		}
+		*w.path = w.st.path
+	}
+	err = l.s.run(func() error {
+		var err error
+		skipped, err = l.commit(ctx, end, f)
+		return err
+	})
+	return skipped, err
 }
 
 // writeFile writes lines to a new TSV file in the staging directory,
@@ -359,20 +569,39 @@ func (l *storeLoader) attempt(ctx context.Context, end int64, good, bad [][]byte
 	return skipped, err
 }
 
+// Want is the number of good events that ends events on a row group
+// boundary, counting the rows kept in PendingTable (see loader.Wanter):
+// a batch of that many, cut by traffic, leaves nothing in PendingTable.
+func (l *storeLoader) Want() int {
+	blk := int64(l.s.rowGroup)
+	if blk <= 0 || !l.ready {
+		return 0
+	}
+	return int(blk - (l.s.rowCount["events"]+l.pending)%blk)
+}
+
 // split cuts a batch's good lines into those loaded into events and
 // those kept in PendingTable (see there), and tells whether the rows
 // already kept move into events with them.
 func (l *storeLoader) split(good [][]byte, more bool) (direct, tail [][]byte, move bool) {
+	t, move := l.tailOf(len(good), more)
+	return good[:len(good)-t], good[len(good)-t:], move
+}
+
+// tailOf is split for n good lines: how many of the newest are kept.
+func (l *storeLoader) tailOf(n int, more bool) (tail int, move bool) {
+	if l.badOnly {
+		return 0, false
+	}
 	blk := int64(l.s.rowGroup)
 	if !more || blk <= 0 {
-		return good, nil, true
+		return 0, true
 	}
-	n := int64(len(good))
-	keep := (l.s.rowCount["events"] + l.pending + n) % blk
-	if keep > n {
-		return nil, good, false // not a row group yet: keep them all
+	keep := (l.s.rowCount["events"] + l.pending + int64(n)) % blk
+	if keep > int64(n) {
+		return n, false // not a row group yet: keep them all
 	}
-	return good[:n-keep], good[n-keep:], true
+	return int(keep), true
 }
 
 // commit is attempt's transaction, on the loader thread.

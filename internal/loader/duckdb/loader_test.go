@@ -182,8 +182,9 @@ func TestLoaderSkipsLoadedBatches(t *testing.T) {
 // rows. Nothing is dropped, and the position moves.
 func TestLoaderRefusedLines(t *testing.T) {
 	validate := testutil.BadRowValidator(t, "../../../testdata/iglu-central")
-	for _, trusted := range []bool{false, true} {
-		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) {
+	for _, c := range []struct{ trusted, staged bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		trusted := c.trusted
+		t.Run(fmt.Sprintf("trusted=%v,staged=%v", c.trusted, c.staged), func(t *testing.T) {
 			ctx := context.Background()
 			reg := prometheus.NewRegistry()
 			s, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "f.duckdb"), Processor: proc, Trusted: trusted, Registry: reg})
@@ -199,7 +200,7 @@ func TestLoaderRefusedLines(t *testing.T) {
 			sv := badrows.SizeViolation(proc, time.Now(), 10, 20, "too big", "x")
 			b := loader.Batch{Start: 100, End: 140, Good: good, Bad: [][]byte{sv, []byte("not json at all")}}
 			l := s.Loader("duckdb")
-			if err := l.Load(ctx, b); err != nil {
+			if err := load(ctx, l, b, c.staged); err != nil {
 				t.Fatal(err)
 			}
 			if pos := position(t, l); pos != 140 {
@@ -434,6 +435,12 @@ func TestLoaderBesideSinks(t *testing.T) {
 // position; the next load, Idle, a load without More and opening the
 // store move it. Nothing is lost or loaded twice.
 func TestLoaderKeepsRowGroupsWhole(t *testing.T) {
+	for _, staged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("staged=%v", staged), func(t *testing.T) { testRowGroupsWhole(t, staged) })
+	}
+}
+
+func testRowGroupsWhole(t *testing.T, staged bool) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "f.duckdb")
 	s, err := Open(ctx, Options{Path: path, Processor: proc, RowGroupRows: 2048})
@@ -446,7 +453,10 @@ func TestLoaderKeepsRowGroupsWhole(t *testing.T) {
 	}
 	step := func(what string, b loader.Batch, wantEvents, wantPending int) {
 		t.Helper()
-		if err := l.Load(ctx, b); err != nil {
+		if w := l.(loader.Wanter).Want(); b.More && len(b.Good) == w && wantPending != 0 {
+			t.Fatalf("%s: Want %d, yet %d kept", what, w, wantPending)
+		}
+		if err := load(ctx, l, b, staged); err != nil {
 			t.Fatal(err)
 		}
 		if e, p := events(); e != wantEvents || p != wantPending {
@@ -480,5 +490,73 @@ func TestLoaderKeepsRowGroupsWhole(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT count(DISTINCT event_id) FROM atomic.events"); n != 6640 {
 		t.Fatalf("%d distinct event ids, want 6640", n)
+	}
+}
+
+// load gives b to l, in memory or, staged, as the runner gives a batch
+// to a loader.Stager: its lines through Stage in three parts, then Load
+// without them.
+func load(ctx context.Context, l loader.Loader, b loader.Batch, staged bool) error {
+	if !staged {
+		return l.Load(ctx, b)
+	}
+	st := l.(loader.Stager)
+	for i := range 3 {
+		g, bad := len(b.Good), len(b.Bad)
+		if err := st.Stage(ctx, b.Good[i*g/3:(i+1)*g/3], b.Bad[i*bad/3:(i+1)*bad/3]); err != nil {
+			return err
+		}
+	}
+	return l.Load(ctx, loader.Batch{Start: b.Start, End: b.End, More: b.More})
+}
+
+// Want is what ends events on a row group boundary; a staged batch
+// whose Load fails stays staged, and the retry loads it once.
+func TestLoaderStagedWantAndRetry(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "f.duckdb"), Processor: proc, RowGroupRows: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	l := s.Loader("d")
+	if _, err := l.Position(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.(loader.Wanter).Want(); w != 2048 {
+		t.Fatalf("Want %d on an empty table, want 2048", w)
+	}
+	if err := load(ctx, l, loader.Batch{Start: 0, End: 10, Good: pageViews(500, 0), More: true}, true); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.(loader.Wanter).Want(); w != 1548 {
+		t.Fatalf("Want %d with 500 kept, want 1548", w)
+	}
+	st := l.(loader.Stager)
+	if err := st.Stage(ctx, pageViews(1548, 500), nil); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.Load(cancelled, loader.Batch{Start: 10, End: 20, More: true}); err == nil {
+		t.Fatal("a load with its context cancelled succeeded")
+	}
+	if err := l.Load(ctx, loader.Batch{Start: 10, End: 20, More: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e, p := count(t, s, "SELECT count(*) FROM atomic.events"), count(t, s, "SELECT count(*) FROM atomic."+PendingTable); e != 2048 || p != 0 {
+		t.Fatalf("events %d, pending %d; want 2048, 0", e, p)
+	}
+	if n := count(t, s, "SELECT count(DISTINCT event_id) FROM atomic.events"); n != 2048 {
+		t.Fatalf("%d distinct event ids, want 2048", n)
+	}
+	if pos := position(t, l); pos != 20 {
+		t.Fatalf("position %d, want 20", pos)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.tmpDir, "*-*.tsv")); len(left) != 0 {
+		t.Fatalf("staging files left after Close: %v", left)
 	}
 }
