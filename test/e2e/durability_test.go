@@ -71,23 +71,26 @@ func TestKill9ExactlyOnce(t *testing.T) {
 			}
 		}(w)
 	}
-	// Let some events reach the warehouse and leave others in the log.
-	deadline := time.Now().Add(20 * time.Second)
+	// Let some events reach the warehouse (the enricher's reader has
+	// moved: loads committed and acknowledged) and leave others in the
+	// log, so that the kill falls among loads.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mu.Lock()
 		n := len(acked)
 		mu.Unlock()
-		if n >= 3000 || time.Now().After(deadline) {
+		if n >= 3000 && committed(dataDir) > 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	loadedBefore := committed(dataDir) > 0
 	f.kill()
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("killed with %d bytes of the raw log not yet loaded", backlog(t, dataDir))
-	if len(acked) < 500 {
-		t.Fatalf("only %d events acknowledged before the kill", len(acked))
+	if len(acked) < 500 || !loadedBefore {
+		t.Fatalf("only %d events acknowledged before the kill, loads before it: %v", len(acked), loadedBefore)
 	}
 
 	// Restart on the same data: the log is repaired and the remainder of
@@ -123,14 +126,21 @@ func TestKill9ExactlyOnce(t *testing.T) {
 	}
 }
 
+// committed reads the enricher's committed position in the raw log.
+func committed(dataDir string) int64 {
+	b, err := os.ReadFile(filepath.Join(dataDir, "log", "raw", "readers", "enrich"))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(string(b), 10, 64)
+	return n
+}
+
 // backlog reads how far the enricher's committed position is behind the
 // end of the raw log, from the files furrow left behind.
 func backlog(t *testing.T, dataDir string) int64 {
 	dir := filepath.Join(dataDir, "log", "raw")
-	committed := int64(0)
-	if b, err := os.ReadFile(filepath.Join(dir, "readers", "enrich")); err == nil {
-		committed, _ = strconv.ParseInt(string(b), 10, 64)
-	}
+	committed := committed(dataDir)
 	ents, _ := os.ReadDir(dir)
 	var end int64
 	for _, e := range ents {
