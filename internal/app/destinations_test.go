@@ -72,6 +72,27 @@ func runApp(t *testing.T, cfg config.Config, log *slog.Logger, send func(addr st
 	}
 }
 
+// rewindReader moves reader name of the log in dir back to 0, as if
+// its commits were lost, and returns the log's end.
+func rewindReader(t *testing.T, dir, name string) int64 {
+	t.Helper()
+	l, err := wal.Open(wal.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rd, err := l.Reader(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	rd.Rewind(0)
+	if err := rd.Commit(0); err != nil {
+		t.Fatal(err)
+	}
+	return l.End()
+}
+
 func sendPageViews(t *testing.T, addr string, n int) {
 	t.Helper()
 	for i := range n {
@@ -126,18 +147,7 @@ func TestFrameMovesRawReader(t *testing.T) {
 	cfg.Destinations = config.Destinations{filesDestination("a", filepath.Join(dir, "a")), filesDestination("b", filepath.Join(dir, "b"))}
 	runApp(t, cfg, slog.New(slog.DiscardHandler), func(addr string) { sendPageViews(t, addr, 50) })
 	// Rewind the raw reader to 0, as if its last commits were lost.
-	raw, err := wal.Open(wal.Options{Dir: filepath.Join(cfg.DataDir, "log", "raw")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	end := raw.End()
-	rd, _ := raw.Reader("enrich")
-	rd.Rewind(0)
-	if err := rd.Commit(0); err != nil {
-		t.Fatal(err)
-	}
-	rd.Close()
-	raw.Close()
+	end := rewindReader(t, filepath.Join(cfg.DataDir, "log", "raw"), "enrich")
 	// The marks reader is committed after the raw reader: a stop that
 	// lost the raw commit left it at the frames (here: at the start).
 	enr, err := wal.Open(wal.Options{Dir: filepath.Join(cfg.DataDir, "log", "enriched")})
@@ -155,7 +165,7 @@ func TestFrameMovesRawReader(t *testing.T) {
 	if a := goodLines(t, filepath.Join(dir, "a")); a != 50 {
 		t.Fatalf("a loaded %d, want 50: payloads enriched twice", a)
 	}
-	raw, _ = wal.Open(wal.Options{Dir: filepath.Join(cfg.DataDir, "log", "raw")})
+	raw, _ := wal.Open(wal.Options{Dir: filepath.Join(cfg.DataDir, "log", "raw")})
 	defer raw.Close()
 	if lag := raw.Lag("enrich"); lag != 0 || raw.End() != end {
 		t.Fatalf("raw reader lag %d", lag)
@@ -171,18 +181,7 @@ func TestDuckDBPositionMovesRawReader(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = filepath.Join(dir, "data"), "127.0.0.1:0"
 	runApp(t, cfg, slog.New(slog.DiscardHandler), func(addr string) { sendPageViews(t, addr, 50) })
-	raw, err := wal.Open(wal.Options{Dir: filepath.Join(cfg.DataDir, "log", "raw")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	end := raw.End()
-	rd, _ := raw.Reader("enrich")
-	rd.Rewind(0)
-	if err := rd.Commit(0); err != nil {
-		t.Fatal(err)
-	}
-	rd.Close()
-	raw.Close()
+	end := rewindReader(t, filepath.Join(cfg.DataDir, "log", "raw"), "enrich")
 	runApp(t, cfg, slog.New(slog.DiscardHandler), func(addr string) { sendPageViews(t, addr, 5) })
 	st, err := duckdb.Open(context.Background(), duckdb.Options{Path: cfg.DuckDBPath()})
 	if err != nil {
