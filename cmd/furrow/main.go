@@ -24,6 +24,8 @@ const usage = `furrow: a Snowplow-compatible event pipeline in one binary.
 
 Usage:
   furrow run [flags]      collect, enrich and load events (embedded defaults)
+  furrow collect [flags]  only collect: log each payload, forward the log to Kafka
+                          (streams.type: kafka)
   furrow config [flags]   print the effective configuration as YAML
   furrow config --validate FILE
                           check a configuration as 'furrow run' would
@@ -277,38 +279,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	case "run":
-		fs := flag.NewFlagSet("furrow run", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		f := addConfigFlags(fs)
-		if err := fs.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return err
-		}
-		if fs.NArg() > 0 {
-			return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-		}
-		cfg, err := f.load()
-		fileErr, checkErr := checkConfig(cfg, err)
-		if lines := configErrors(*f.file, fileErr, checkErr); len(lines) > 0 {
-			return errors.New(strings.Join(lines, "\n"))
-		}
-		tuneRuntime(os.Getenv, app.Memory(cfg).GoHeap)
-		privateUmask()
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: app.ParseLevel(cfg.LogLevel)}))
-		slog.SetDefault(log)
-		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		a, err := app.New(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		// The Go heap's limit follows DuckDB's use, unless GOMEMLIMIT
-		// fixes it.
-		a.GovernMemory = os.Getenv("GOMEMLIMIT") == ""
-		return a.Run(ctx)
+		return runRole(ctx, app.RoleRun, args[1:], stderr)
+	case "collect":
+		return runRole(ctx, app.RoleCollect, args[1:], stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// runRole runs furrow run, or one role of the pipeline (furrow collect).
+func runRole(ctx context.Context, role app.Role, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("furrow "+string(role), flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := addConfigFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := f.load()
+	fileErr, checkErr := checkConfig(cfg, err)
+	if lines := configErrors(*f.file, fileErr, checkErr); len(lines) > 0 {
+		return errors.New(strings.Join(lines, "\n"))
+	}
+	tuneRuntime(os.Getenv, app.Memory(cfg).GoHeap)
+	privateUmask()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: app.ParseLevel(cfg.LogLevel)}))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.NewRole(ctx, cfg, log, role)
+	if err != nil {
+		return err
+	}
+	// The Go heap's limit follows DuckDB's use, unless GOMEMLIMIT
+	// fixes it.
+	a.GovernMemory = os.Getenv("GOMEMLIMIT") == ""
+	return a.Run(ctx)
 }

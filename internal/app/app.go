@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -38,6 +39,7 @@ import (
 	"github.com/furrow-io/furrow/internal/pipeline"
 	"github.com/furrow-io/furrow/internal/pseudo"
 	"github.com/furrow-io/furrow/internal/stream"
+	"github.com/furrow-io/furrow/internal/stream/kafka"
 	"github.com/furrow-io/furrow/internal/wal"
 )
 
@@ -93,6 +95,7 @@ type App struct {
 	GovernMemory bool
 
 	cfg      config.Config
+	role     Role
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	raw, bad *wal.Log
@@ -119,14 +122,35 @@ type App struct {
 	health       *health.Registry
 	// Damage given up in the logs, by log and wal.DamageKind.
 	damaged, damagedBytes *prometheus.CounterVec
+	// furrow collect's: the Kafka client and the raw and raw-bad sinks.
+	kafka              *kgo.Client
+	kafkaRaw, kafkaBad *kafka.Sink
 }
 
-// New opens everything; Run starts serving.
+// Role is the part of the pipeline a process runs.
+type Role string
+
+// The roles: furrow run is the whole pipeline on the embedded logs;
+// furrow collect is the collector, forwarding what it logs to Kafka.
+const (
+	RoleRun     Role = "run"
+	RoleCollect Role = "collect"
+)
+
+// New opens everything for furrow run; Run starts serving.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	return NewRole(ctx, cfg, log, RoleRun)
+}
+
+// NewRole opens what role needs; Run starts serving.
+func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (*App, error) {
 	if err := Check(cfg); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), proc: Processor(), health: health.New(log, 0)}
+	if role == RoleCollect && cfg.Streams.Type != config.StreamsKafka {
+		return nil, fmt.Errorf("furrow collect forwards to Kafka: set streams.type: kafka and streams.kafka.brokers (furrow run collects into the embedded log and processes it in one process)")
+	}
+	a := &App{cfg: cfg, log: log, role: role, reg: prometheus.NewRegistry(), proc: Processor(), health: health.New(log, 0)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -173,14 +197,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			Help: backlogHelp},
 			func() float64 { return float64(a.bad.Lag("load")) }),
 	)
-	if a.resolver, err = Resolver(&cfg); err != nil {
-		return nil, err
-	}
 	proc := a.proc
-	microOn, microNote := cfg.MicroOn()
 	if a.policy, err = Policy(cfg, log); err != nil {
 		return nil, err
 	}
+	if role == RoleCollect {
+		if err := a.openCollect(); err != nil {
+			return nil, err
+		}
+		ok = true
+		return a, nil
+	}
+	if a.resolver, err = Resolver(&cfg); err != nil {
+		return nil, err
+	}
+	microOn, microNote := cfg.MicroOn()
 	var steps []enrich.Step
 	if dir := cfg.Enrich.EnrichmentsDir; dir != "" {
 		var notices []enrich.Notice
@@ -397,6 +428,9 @@ func (a *App) Run(ctx context.Context) error {
 	// The upstream stages (enrich, forward) stop first, then the
 	// destinations, which load what the upstream stages stored.
 	stages := []stage{{"enrich", enr}, {"forward", fwd}}
+	if a.role == RoleCollect {
+		stages = a.collectStages(rawSrc, badSrc)
+	}
 	const upstream = 2
 	for _, d := range a.dests {
 		stages = append(stages, stage{"destination/" + d.d.Name, d.runner})
@@ -459,7 +493,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer margin.Stop()
 	downstreamStopped := false
 	for running > 0 {
-		if !downstreamStopped && finished["enrich"] && finished["forward"] {
+		if !downstreamStopped && finished[stages[0].name] && finished[stages[1].name] {
 			for _, s := range stages[upstream:] {
 				s.s.Stop()
 			}
@@ -561,6 +595,9 @@ func (a *App) closeAll(ctx context.Context) error {
 	}
 	if a.listener != nil {
 		a.listener.Close()
+	}
+	if a.kafka != nil {
+		a.kafka.Close()
 	}
 	return errors.Join(errs...)
 }

@@ -36,6 +36,9 @@ type Config struct {
 	// Destinations are where events are loaded; absent, the duckdb
 	// section's (see destinations.go and EffectiveDestinations).
 	Destinations Destinations `yaml:"destinations,omitempty"`
+	// Streams joins the stages: the embedded log, or Kafka for the roles
+	// run apart (furrow collect, ...).
+	Streams StreamsConfig `yaml:"streams"`
 
 	// OutputTSV also prints every enriched event to stdout, one TSV line
 	// each, like Micro's --output-tsv.
@@ -165,6 +168,7 @@ func Default() Config {
 		Micro:        DefaultMicroConfig(),
 		SQL:          DefaultSQLConfig(),
 		Pseudonymize: pseudo.Default(),
+		Streams:      DefaultStreamsConfig(),
 		DrainTimeout: 10 * time.Second,
 		MemoryLimit:  512 << 20,
 	}
@@ -218,6 +222,7 @@ func (c *Config) Validate() error {
 		{"micro", c.Micro.Validate()},
 		{"sql", c.SQL.Validate()},
 		{"pseudonymize", c.Pseudonymize.Validate()},
+		{"streams", c.Streams.Validate()},
 	} {
 		errs = append(errs, within(s.name, s.err)...)
 	}

@@ -81,7 +81,13 @@ var listening = regexp.MustCompile(`collector=http://([0-9.:]+)`)
 // waits until it listens.
 func start(t *testing.T, dataDir string, args ...string) *furrow {
 	t.Helper()
-	all := append([]string{"run", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)
+	return startRole(t, "run", dataDir, args...)
+}
+
+// startRole is start for another subcommand (collect, ...).
+func startRole(t *testing.T, role, dataDir string, args ...string) *furrow {
+	t.Helper()
+	all := append([]string{role, "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)
 	cmd := exec.Command(binary, all...)
 	f := &furrow{t: t, cmd: cmd, dataDir: dataDir, stdout: &safeBuffer{}, stderr: &safeBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout = f.stdout

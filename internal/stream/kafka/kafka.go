@@ -1,0 +1,242 @@
+// Package kafka joins furrow's stages over Kafka topics, with franz-go:
+// a Sink that produces to one topic and tells when the brokers hold what
+// it was given.
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/payload"
+	"github.com/furrow-io/furrow/internal/stream"
+)
+
+// NewClient connects to the brokers of c as a producer: idempotent, every
+// record acknowledged by all in-sync replicas (acks=all), retried by the
+// client until it is acknowledged or fails for good. It does not wait
+// for the brokers: a client made while they are down connects once they
+// are up.
+func NewClient(c config.KafkaConfig, log *slog.Logger) (*kgo.Client, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(int32(min(int64(c.MaxRecordBytes)+64<<10, 1<<30))),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		// A missing topic fails its records soon rather than being
+		// retried for ever: furrow reports it by name.
+		kgo.UnknownTopicRetries(3),
+	}
+	if c.TLS.Enabled {
+		cfg, err := tlsConfig(c.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if m := mechanism(c.SASL); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return cl, nil
+}
+
+func tlsConfig(c config.KafkaTLS) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("streams.kafka.tls.ca_file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("streams.kafka.tls.ca_file: %s holds no PEM certificate", c.CAFile)
+		}
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("streams.kafka.tls: client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+func mechanism(c config.KafkaSASL) sasl.Mechanism {
+	switch c.Mechanism {
+	case "PLAIN":
+		return plain.Auth{User: c.Username, Pass: c.Password.Value()}.AsMechanism()
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: c.Username, Pass: c.Password.Value()}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: c.Username, Pass: c.Password.Value()}.AsSha512Mechanism()
+	}
+	return nil
+}
+
+// Key makes a record's key from its value.
+type Key func(value []byte) []byte
+
+// RandomKey keys each record with a new UUID (as text), which spreads
+// records over the partitions: Snowplow's collector default.
+func RandomKey([]byte) []byte { return []byte(uuid.NewString()) }
+
+// IPKey keys a raw record (Thrift CollectorPayload) with the client's IP
+// address, as Snowplow's collector does with useIpAddressAsPartitionKey;
+// a record that is not a payload gets a random key.
+func IPKey(value []byte) []byte {
+	p, err := payload.Unmarshal(value)
+	if err != nil || p.IPAddress == "" {
+		return RandomKey(value)
+	}
+	return []byte(p.IPAddress)
+}
+
+// AckWait is how long Flush waits for the brokers before it reports them
+// failing; the records stay with the client, which keeps trying.
+const AckWait = 10 * time.Second
+
+// Sink produces records to one topic. Write hands them to the client,
+// which sends them in the background; Flush returns once the brokers
+// have acknowledged every record written before it (acks=all), so that
+// the caller may acknowledge its input then, and only then (stream.Sink,
+// stream.Flusher).
+//
+// A Flush that waits longer than AckWait returns a retryable error naming
+// what is missing, and the next Flush goes on waiting for the same
+// records: nothing is produced twice for a slow or absent broker.
+// Records the client gave up on are produced again by that next Flush;
+// if the brokers had in fact stored one, the topic holds it twice
+// (delivery into Kafka is at least once). A missing topic, a refused
+// authentication or authorization, and a record over the topic's size
+// limit are permanent errors, each naming the topic.
+type Sink struct {
+	cl    *kgo.Client
+	topic string
+	key   Key
+	wait  time.Duration
+
+	mu      sync.Mutex
+	pending []*produced // written and not yet acknowledged, in order
+}
+
+type produced struct {
+	rec  *kgo.Record
+	done chan struct{}
+	err  error
+}
+
+// NewSink produces to topic through cl, keying records with key.
+func NewSink(cl *kgo.Client, topic string, key Key) *Sink {
+	if key == nil {
+		key = RandomKey
+	}
+	return &Sink{cl: cl, topic: topic, key: key, wait: AckWait}
+}
+
+var (
+	_ stream.Sink    = (*Sink)(nil)
+	_ stream.Flusher = (*Sink)(nil)
+)
+
+// Write hands recs to the client. Their memory must stay as it is until
+// Flush has returned nil: the client sends it as it is.
+func (s *Sink) Write(_ context.Context, recs ...[]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recs {
+		p := &produced{rec: &kgo.Record{Topic: s.topic, Key: s.key(r), Value: r}}
+		s.pending = append(s.pending, p)
+		s.send(p)
+	}
+	return nil
+}
+
+// send produces p. The record's context is not the caller's: a stop must
+// not fail records in flight, which the next start would send again.
+func (s *Sink) send(p *produced) {
+	p.done, p.err = make(chan struct{}), nil
+	s.cl.Produce(context.Background(), p.rec, func(_ *kgo.Record, err error) {
+		p.err = err
+		close(p.done)
+	})
+}
+
+// Flush waits for the brokers to acknowledge every record written.
+func (s *Sink) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	timer := time.NewTimer(s.wait)
+	defer timer.Stop()
+	for i, p := range s.pending {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("kafka: topic %s: %d of %d records not acknowledged by the brokers after %s; the client keeps trying (are the brokers reachable?)", s.topic, len(s.pending)-i, len(s.pending), s.wait)
+		}
+	}
+	var failed []*produced
+	var first error
+	for _, p := range s.pending {
+		if p.err != nil {
+			failed = append(failed, p)
+			if first == nil {
+				first = p.err
+			}
+		}
+	}
+	s.pending = s.pending[:0]
+	if len(failed) == 0 {
+		return nil
+	}
+	err := classify(s.topic, first, len(failed))
+	if !stream.IsPermanent(err) {
+		for _, p := range failed {
+			s.pending = append(s.pending, p)
+			s.send(p)
+		}
+	}
+	return err
+}
+
+// Close flushes nothing; the client is closed by its owner.
+func (s *Sink) Close(context.Context) error { return nil }
+
+// classify turns a produce error into one a stage acts on.
+func classify(topic string, err error, n int) error {
+	what := fmt.Sprintf("kafka: topic %s: %d records failed", topic, n)
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+		return stream.Permanent(fmt.Errorf("kafka: topic %s does not exist on the brokers; furrow does not create topics: create it, or name another in streams.kafka.topics (%w)", topic, err))
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
+		errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState), errors.Is(err, kerr.UnsupportedSaslMechanism):
+		return stream.Permanent(fmt.Errorf("%s: the brokers refused furrow (check streams.kafka.sasl and the topic's ACLs): %w", what, err))
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return stream.Permanent(fmt.Errorf("%s: a record is larger than the topic or the brokers accept (streams.kafka.max_record_bytes must not exceed the topic's max.message.bytes): %w", what, err))
+	case strings.Contains(err.Error(), "SASL"):
+		return stream.Permanent(fmt.Errorf("%s: %w", what, err))
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,109 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/stream"
+	"github.com/furrow-io/furrow/internal/testutil"
+)
+
+func client(t *testing.T, addr string) *kgo.Client {
+	t.Helper()
+	c := config.DefaultStreamsConfig().Kafka
+	c.Brokers = []string{addr}
+	cl, err := NewClient(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// consume reads topic from the start until it has n records or 30 s pass.
+func consume(t *testing.T, addr, topic string, n int) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < n && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	return got
+}
+
+// Flush returns once the broker holds every record written; with the
+// broker down it reports so after the wait, and the next Flush, once the
+// broker is back, completes the same records without producing any
+// twice. A missing topic is a permanent error that names it.
+func TestSink(t *testing.T) {
+	k := testutil.Kafka(t)
+	k.CreateTopic("raw", 2)
+	ctx := context.Background()
+	s := NewSink(client(t, k.Addr()), "raw", nil)
+	s.wait = 2 * time.Second
+	recs := func(from, n int) [][]byte {
+		out := make([][]byte, n)
+		for i := range out {
+			out[i] = []byte(fmt.Sprintf("record-%d", from+i))
+		}
+		return out
+	}
+	if err := s.Write(ctx, recs(0, 100)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	k.Kill()
+	if err := s.Write(ctx, recs(100, 50)...); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Flush(ctx)
+	if err == nil || stream.IsPermanent(err) || !strings.Contains(err.Error(), "not acknowledged by the brokers") {
+		t.Fatalf("Flush with the broker down: %v", err)
+	}
+	k.Start()
+	deadline := time.Now().Add(60 * time.Second)
+	for err != nil && time.Now().Before(deadline) {
+		err = s.Flush(ctx)
+	}
+	if err != nil {
+		t.Fatalf("Flush after the broker came back: %v", err)
+	}
+	got := consume(t, k.Addr(), "raw", 150)
+	seen := map[string]int{}
+	for _, v := range got {
+		seen[v]++
+	}
+	for i := range 150 {
+		if c := seen[fmt.Sprintf("record-%d", i)]; c != 1 {
+			t.Errorf("record-%d in the topic %d times", i, c)
+		}
+	}
+
+	missing := NewSink(client(t, k.Addr()), "no-such-topic", nil)
+	if err := missing.Write(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	err = missing.Flush(ctx)
+	for i := 0; err != nil && !stream.IsPermanent(err) && i < 10; i++ {
+		err = missing.Flush(ctx) // the client may still be retrying
+	}
+	if !stream.IsPermanent(err) || !strings.Contains(err.Error(), "no-such-topic does not exist") {
+		t.Fatalf("a missing topic: %v", err)
+	}
+}
