@@ -32,7 +32,7 @@ FUZZ_TARGETS = payload:FuzzUnmarshal jsonx:FuzzDecode jsonx:FuzzQuote event:Fuzz
 	analytics:FuzzAppendEventJSON iglu:FuzzParseSchemaKey iglu:FuzzParseSelfDescribing \
 	enrich:FuzzParseQuery enrich:FuzzProcess enrich:FuzzExplodeURI wal:FuzzReadDamaged \
 	pseudo:FuzzEntity pseudo:FuzzParsePath pseudo:FuzzBadRow enrich/step/pii:FuzzParsePath config:FuzzExpandString \
-	loader:FuzzDecodeFrame
+	loader:FuzzDecodeFrame stream/kafka:FuzzTruncateUTF8
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \

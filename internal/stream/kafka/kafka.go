@@ -4,6 +4,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,16 +35,28 @@ import (
 // for the brokers: a client made while they are down connects once they
 // are up.
 func NewClient(c config.KafkaConfig, log *slog.Logger) (*kgo.Client, error) {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.Brokers...),
-		kgo.ClientID(c.ClientID),
+	opts, err := clientOpts(c)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchMaxBytes(int32(min(int64(c.MaxRecordBytes)+64<<10, 1<<30))),
-		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.ProducerLinger(5*time.Millisecond),
 		// A missing topic fails its records soon rather than being
 		// retried for ever: furrow reports it by name.
 		kgo.UnknownTopicRetries(3),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
+	return cl, nil
+}
+
+// clientOpts are the options of every client: brokers, id, TLS, SASL.
+func clientOpts(c config.KafkaConfig) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
 	if c.TLS.Enabled {
 		cfg, err := tlsConfig(c.TLS)
 		if err != nil {
@@ -53,11 +67,7 @@ func NewClient(c config.KafkaConfig, log *slog.Logger) (*kgo.Client, error) {
 	if m := mechanism(c.SASL); m != nil {
 		opts = append(opts, kgo.SASL(m))
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka: %w", err)
-	}
-	return cl, nil
+	return opts, nil
 }
 
 func tlsConfig(c config.KafkaTLS) (*tls.Config, error) {
@@ -112,6 +122,65 @@ func IPKey(value []byte) []byte {
 	return []byte(p.IPAddress)
 }
 
+// FieldKey keys an enriched TSV line with its field i (an event.Fields
+// index), or a random UUID where that field is empty: Snowplow's
+// enricher partitionKey.
+func FieldKey(i int) Key {
+	return func(v []byte) []byte {
+		if f := tsvField(v, i); len(f) > 0 {
+			return f
+		}
+		return RandomKey(v)
+	}
+}
+
+// Headers makes a record's headers from its value.
+type Headers func(value []byte) []kgo.RecordHeader
+
+// FieldHeaders sends enriched fields as record headers, each named as the
+// field, skipping empty ones (Snowplow's enricher "attributes").
+func FieldHeaders(names []string, index []int) Headers {
+	return func(v []byte) []kgo.RecordHeader {
+		var hs []kgo.RecordHeader
+		for i, name := range names {
+			if f := tsvField(v, index[i]); len(f) > 0 {
+				hs = append(hs, kgo.RecordHeader{Key: name, Value: f})
+			}
+		}
+		return hs
+	}
+}
+
+// tsvField returns field i of a TSV line, nil if it has fewer fields.
+func tsvField(line []byte, i int) []byte {
+	for ; i > 0; i-- {
+		j := bytes.IndexByte(line, '\t')
+		if j < 0 {
+			return nil
+		}
+		line = line[j+1:]
+	}
+	if j := bytes.IndexByte(line, '\t'); j >= 0 {
+		return line[:j]
+	}
+	return bytes.TrimRight(line, "\r\n")
+}
+
+// truncateUTF8 cuts b to at most n bytes, at a UTF-8 character boundary.
+func truncateUTF8(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	b = b[:n]
+	for k := 0; k < utf8.UTFMax && len(b) > 0; k++ {
+		if r, size := utf8.DecodeLastRune(b); r != utf8.RuneError || size > 1 {
+			return b
+		}
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
 // AckWait is how long Flush waits for the brokers before it reports them
 // failing; the records stay with the client, which keeps trying.
 const AckWait = 10 * time.Second
@@ -135,6 +204,12 @@ type Sink struct {
 	topic string
 	key   Key
 	wait  time.Duration
+	// Headers, when set, gives each record its headers.
+	Headers Headers
+	// MaxBytes, when set, truncates larger records to it, on a UTF-8
+	// boundary (bad rows: a topic refuses records over its
+	// max.message.bytes).
+	MaxBytes int
 
 	mu      sync.Mutex
 	pending []*produced // written and not yet acknowledged, in order
@@ -165,7 +240,13 @@ func (s *Sink) Write(_ context.Context, recs ...[]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range recs {
+		if s.MaxBytes > 0 {
+			r = truncateUTF8(r, s.MaxBytes)
+		}
 		p := &produced{rec: &kgo.Record{Topic: s.topic, Key: s.key(r), Value: r}}
+		if s.Headers != nil {
+			p.rec.Headers = s.Headers(r)
+		}
 		s.pending = append(s.pending, p)
 		s.send(p)
 	}

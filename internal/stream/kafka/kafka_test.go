@@ -107,3 +107,63 @@ func TestSink(t *testing.T) {
 		t.Fatalf("a missing topic: %v", err)
 	}
 }
+
+// A Source reads every record once per group; after a close, the group
+// resumes after what was acknowledged: what was read and not acknowledged
+// is read again, nothing is skipped.
+func TestSource(t *testing.T) {
+	k := testutil.Kafka(t)
+	k.CreateTopic("in", 3)
+	ctx := context.Background()
+	s := NewSink(client(t, k.Addr()), "in", nil)
+	for i := range 300 {
+		s.Write(ctx, []byte(fmt.Sprintf("r%03d", i)))
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := config.DefaultStreamsConfig().Kafka
+	c.Brokers = []string{k.Addr()}
+	read := func(src *Source, n int, ack bool) map[string]bool {
+		t.Helper()
+		got := map[string]bool{}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		for len(got) < n {
+			b, err := src.Read(rctx)
+			if err != nil {
+				t.Fatalf("read after %d: %v", len(got), err)
+			}
+			for _, r := range b.Records {
+				got[string(r)] = true
+			}
+			if ack {
+				if err := b.Ack(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return got
+	}
+	src, err := NewSource(c, "g", "in", 50, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := read(src, 120, true)
+	src.Close(ctx)
+	src, err = NewSource(c, "g", "in", 1000, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(ctx)
+	rest := read(src, 300-len(first), false)
+	for i := range 300 {
+		r := fmt.Sprintf("r%03d", i)
+		if !first[r] && !rest[r] {
+			t.Errorf("%s never read", r)
+		}
+	}
+	if len(rest) > 300-len(first)+100 {
+		t.Errorf("%d records read again after %d acknowledged", len(rest), len(first))
+	}
+}

@@ -1,0 +1,52 @@
+package kafka
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestTSVField(t *testing.T) {
+	line := []byte("app\tweb\t\tlast\n")
+	for i, want := range []string{"app", "web", "", "last"} {
+		if got := string(tsvField(line, i)); got != want {
+			t.Errorf("field %d = %q, want %q", i, got, want)
+		}
+	}
+	if tsvField(line, 4) != nil {
+		t.Error("field past the end")
+	}
+	if k := string(FieldKey(2)(line)); len(k) != 36 {
+		t.Errorf("empty field: key %q, want a UUID", k)
+	}
+	hs := FieldHeaders([]string{"app_id", "platform", "empty"}, []int{0, 1, 2})(line)
+	if len(hs) != 2 || hs[0].Key != "app_id" || string(hs[1].Value) != "web" {
+		t.Errorf("headers %+v", hs)
+	}
+}
+
+func TestTruncateUTF8(t *testing.T) {
+	s := []byte(strings.Repeat("é", 10)) // 2 bytes each
+	for n := 0; n <= 21; n++ {
+		got := truncateUTF8(s, n)
+		if len(got) > n || !utf8.Valid(got) || len(got) < min(n, len(s))-1 {
+			t.Errorf("truncate to %d: %q", n, got)
+		}
+	}
+	if string(truncateUTF8([]byte("abc"), 10)) != "abc" {
+		t.Error("short input changed")
+	}
+}
+
+func FuzzTruncateUTF8(f *testing.F) {
+	f.Add([]byte("héllo wörld"), 5)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		if n < 0 || !utf8.Valid(b) {
+			return
+		}
+		got := truncateUTF8(b, n)
+		if len(got) > n || !utf8.Valid(got) || !strings.HasPrefix(string(b), string(got)) {
+			t.Fatalf("truncate %q to %d: %q", b, n, got)
+		}
+	})
+}
