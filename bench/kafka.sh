@@ -207,6 +207,8 @@ REF_SECS=$(secs_since "$ref_start")
 read -r m1busy m1total < <(machine_cpu)
 REF_BUSY=$(awk -v b="$((m1busy - m0busy))" -v t="$((m1total - m0total))" 'BEGIN {printf "%.0f", t ? 100 * b / t : 0}')
 REF_BROKER_CPU=$(awk -v a="$b0" -v b="$(cpu_secs "$BROKER_PID")" 'BEGIN {printf "%.1f", b - a}')
+REF_OTHER_CPU=$(awk -v m="$((m1busy - m0busy))" -v hz="$CLK_TCK" -v a="$perf_cpu" -v b="$REF_BROKER_CPU" \
+  'BEGIN {o = m / hz - a - b; printf "%.1f", o < 0 ? 0 : o}')
 # The last line: "N records sent, X records/sec (Y MB/sec), A ms avg latency, ..."
 ref_line=$(grep 'records sent' "$work/perf.txt" | tail -1)
 [ -n "$ref_line" ] || { cat "$work/perf.err" "$work/perf.txt" >&2; fail "no summary from ProducerPerformance"; }
@@ -244,6 +246,7 @@ start=$(now_ns)
 WRK_SECS=$(secs_since "$start")
 read -r m1busy m1total < <(machine_cpu)
 LOAD_BUSY=$(awk -v b="$((m1busy - m0busy))" -v t="$((m1total - m0total))" 'BEGIN {printf "%.0f", t ? 100 * b / t : 0}')
+LOAD_BUSY_SECS=$(awk -v b="$((m1busy - m0busy))" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", b / hz}')
 LOAD_FURROW_CPU=$(cpu_secs "$FURROW_PID")
 LOAD_BROKER_CPU=$(awk -v a="$b0" -v b="$(cpu_secs "$BROKER_PID")" 'BEGIN {printf "%.1f", b - a}')
 REQS=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
@@ -254,6 +257,9 @@ ERRS=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$work/wrk.txt")
 ERRS=${ERRS:-0}
 OK=$((REQS - ERRS))
 WRK_CPU=$(awk '{printf "%.1f", $1 + $2}' "$work/wrk.time")
+# What else ran meanwhile (a build, tests): the machine's busy time less ours.
+LOAD_OTHER_CPU=$(awk -v m="$LOAD_BUSY_SECS" -v a="$LOAD_FURROW_CPU" -v b="$WRK_CPU" -v c="$LOAD_BROKER_CPU" \
+  'BEGIN {o = m - a - b - c; printf "%.1f", o < 0 ? 0 : o}')
 sockerr=$(grep -o 'Socket errors:.*' "$work/wrk.txt" || true)
 [ -n "$sockerr" ] && log "wrk: $sockerr"
 log "wrk: $REQS requests ($ERRS non-2xx), $RPS req/s; SIGTERM, draining into Kafka..."
@@ -292,7 +298,7 @@ check=OK; [ "$RAW" -ge "$OK" ] || check="FAIL: fewer records than 2xx requests"
 printf '%-52s %s\n' "raw topic $RAW_TOPIC:" "$RAW records for $OK 2xx requests ($check); $BAD in $BAD_TOPIC; perf-ref holds $REF_TOPIC"
 echo
 echo "CPU seconds used (user + system):"
-echo "  reference: ProducerPerformance $perf_cpu, broker $REF_BROKER_CPU, over ${REF_SECS} s (machine ${REF_BUSY}% busy)"
-echo "  furrow, during wrk: furrow $LOAD_FURROW_CPU, wrk $WRK_CPU, broker $LOAD_BROKER_CPU, over ${WRK_SECS} s"
+echo "  reference: ProducerPerformance $perf_cpu, broker $REF_BROKER_CPU, other processes $REF_OTHER_CPU, over ${REF_SECS} s (machine ${REF_BUSY}% busy)"
+echo "  furrow, during wrk: furrow $LOAD_FURROW_CPU, wrk $WRK_CPU, broker $LOAD_BROKER_CPU, other processes $LOAD_OTHER_CPU, over ${WRK_SECS} s (machine ${LOAD_BUSY}% busy)"
 echo "  furrow, until its exit: furrow $furrow_cpu, broker $E2E_BROKER_CPU, over ${E2E_SECS} s"
 [ "$check" = OK ] || exit 1

@@ -26,6 +26,8 @@ Usage:
   furrow run [flags]      collect, enrich and load events (embedded defaults)
   furrow collect [flags]  only collect: log each payload, forward the log to Kafka
                           (streams.type: kafka)
+  furrow enrich [flags]   only enrich: raw topic -> enriched and bad topics, in a
+                          consumer group (streams.type: kafka)
   furrow config [flags]   print the effective configuration as YAML
   furrow config --validate FILE
                           check a configuration as 'furrow run' would
@@ -282,6 +284,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRole(ctx, app.RoleRun, args[1:], stderr)
 	case "collect":
 		return runRole(ctx, app.RoleCollect, args[1:], stderr)
+	case "enrich":
+		return runRole(ctx, app.RoleEnrich, args[1:], stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

@@ -122,9 +122,13 @@ type App struct {
 	health       *health.Registry
 	// Damage given up in the logs, by log and wal.DamageKind.
 	damaged, damagedBytes *prometheus.CounterVec
-	// furrow collect's: the Kafka client and the raw and raw-bad sinks.
-	kafka              *kgo.Client
-	kafkaRaw, kafkaBad *kafka.Sink
+	// furrow collect's: the Kafka client and the raw and raw-bad sinks;
+	// furrow enrich's: the client, the raw topic's consumer, the enriched
+	// and bad sinks.
+	kafka                  *kgo.Client
+	kafkaRaw, kafkaBad     *kafka.Sink
+	kafkaSrc               *kafka.Source
+	kafkaGood, kafkaBadOut *kafka.Sink
 }
 
 // Role is the part of the pipeline a process runs.
@@ -135,6 +139,7 @@ type Role string
 const (
 	RoleRun     Role = "run"
 	RoleCollect Role = "collect"
+	RoleEnrich  Role = "enrich"
 )
 
 // New opens everything for furrow run; Run starts serving.
@@ -147,8 +152,8 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 	if err := Check(cfg); err != nil {
 		return nil, err
 	}
-	if role == RoleCollect && cfg.Streams.Type != config.StreamsKafka {
-		return nil, fmt.Errorf("furrow collect forwards to Kafka: set streams.type: kafka and streams.kafka.brokers (furrow run collects into the embedded log and processes it in one process)")
+	if role != RoleRun && cfg.Streams.Type != config.StreamsKafka {
+		return nil, fmt.Errorf("furrow %s joins the other roles over Kafka: set streams.type: kafka and streams.kafka.brokers (furrow run does everything in one process, on the embedded log)", role)
 	}
 	a := &App{cfg: cfg, log: log, role: role, reg: prometheus.NewRegistry(), proc: Processor(), health: health.New(log, 0)}
 	ok := false
@@ -169,6 +174,18 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 		return wal.Options{Dir: filepath.Join(cfg.DataDir, "log", name), Fsync: cfg.Log.Fsync,
 			FsyncInterval: cfg.Log.FsyncInterval, SegmentBytes: cfg.Log.SegmentBytes, MaxSegmentAge: cfg.EffectiveMaxSegmentAge(), MaxRecordBytes: max(cfg.Collector.MaxRecordBytes, cfg.Collector.MaxPayloadSize) + 1<<16,
 			OnDamage: a.reportDamage(name), Logger: log}
+	}
+	if role == RoleEnrich {
+		// furrow enrich reads Kafka and writes Kafka: no logs of its own.
+		if err := a.health.Register(a.reg); err != nil {
+			return nil, err
+		}
+		a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if _, err := a.openEnrichRole(ctx); err != nil {
+			return nil, err
+		}
+		ok = true
+		return a, nil
 	}
 	if a.raw, err = wal.Open(walOpts("raw")); err != nil {
 		return nil, err
@@ -208,28 +225,8 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 		ok = true
 		return a, nil
 	}
-	if a.resolver, err = Resolver(&cfg); err != nil {
-		return nil, err
-	}
 	microOn, microNote := cfg.MicroOn()
-	var steps []enrich.Step
-	if dir := cfg.Enrich.EnrichmentsDir; dir != "" {
-		var notices []enrich.Notice
-		steps, notices, err = enrich.LoadEnrichments(ctx, dir, a.resolver)
-		for _, n := range notices {
-			log.Log(ctx, n.Level, "enrichments: "+n.Message, "file", n.Source, "schema", n.Schema)
-		}
-		if err != nil {
-			return nil, err
-		}
-		log.Info("enrichments loaded", "dir", dir, "enabled", strings.Join(enrich.StepNames(steps), ", "))
-	}
-	a.enricher, err = enrich.New(enrich.Options{
-		Resolver: a.resolver, Processor: proc, MaxJSONDepth: cfg.Enrich.MaxJSONDepth,
-		FieldLimits: cfg.Enrich.FieldLimits, AcceptInvalid: cfg.Enrich.AcceptInvalid, Steps: steps,
-		Pseudonymize: a.policy, KeepRaw: microOn,
-	})
-	if err != nil {
+	if err := a.openEnricher(ctx, microOn); err != nil {
 		return nil, err
 	}
 	if fusedDuckDB(cfg) {
@@ -312,6 +309,37 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 	return a, nil
 }
 
+// openEnricher loads the Iglu resolver, the enrichments and the enricher;
+// keepRaw keeps each event's raw form, for Micro.
+func (a *App) openEnricher(ctx context.Context, keepRaw bool) error {
+	cfg, log, proc := a.cfg, a.log, a.proc
+	var err error
+	if a.resolver, err = Resolver(&cfg); err != nil {
+		return err
+	}
+	var steps []enrich.Step
+	if dir := cfg.Enrich.EnrichmentsDir; dir != "" {
+		var notices []enrich.Notice
+		steps, notices, err = enrich.LoadEnrichments(ctx, dir, a.resolver)
+		for _, n := range notices {
+			log.Log(ctx, n.Level, "enrichments: "+n.Message, "file", n.Source, "schema", n.Schema)
+		}
+		if err != nil {
+			return err
+		}
+		log.Info("enrichments loaded", "dir", dir, "enabled", strings.Join(enrich.StepNames(steps), ", "))
+	}
+	a.enricher, err = enrich.New(enrich.Options{
+		Resolver: a.resolver, Processor: proc, MaxJSONDepth: cfg.Enrich.MaxJSONDepth,
+		FieldLimits: cfg.Enrich.FieldLimits, AcceptInvalid: cfg.Enrich.AcceptInvalid, Steps: steps,
+		Pseudonymize: a.policy, KeepRaw: keepRaw,
+	})
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
 // microOff answers Micro's paths when Micro is off.
 func microOff(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusNotFound)
@@ -373,6 +401,9 @@ type stageDone struct {
 // everything is closed. A stage that stopped on its own makes Run return
 // its error, after the same stop.
 func (a *App) Run(ctx context.Context) error {
+	if a.role == RoleEnrich {
+		return a.runEnrichRole(ctx)
+	}
 	good, bad := a.sinks()
 	// Batches are bounded by the memory budget: see Memory.
 	batchBytes := Memory(a.cfg).BatchBytes
@@ -595,6 +626,9 @@ func (a *App) closeAll(ctx context.Context) error {
 	}
 	if a.listener != nil {
 		a.listener.Close()
+	}
+	if a.kafkaSrc != nil {
+		a.kafkaSrc.Close(ctx)
 	}
 	if a.kafka != nil {
 		a.kafka.Close()

@@ -87,7 +87,21 @@ func start(t *testing.T, dataDir string, args ...string) *furrow {
 // startRole is start for another subcommand (collect, ...).
 func startRole(t *testing.T, role, dataDir string, args ...string) *furrow {
 	t.Helper()
-	all := append([]string{role, "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)
+	return startRoleUntil(t, role, listening, append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
+}
+
+// startRoleUntil starts the subcommand role with args and waits until a
+// line of its log matches ready (its first group, if any, is the
+// collector's address).
+func startRoleUntil(t *testing.T, role string, ready *regexp.Regexp, args ...string) *furrow {
+	t.Helper()
+	all := append([]string{role}, args...)
+	dataDir := ""
+	for i, a := range args {
+		if a == "--data-dir" && i+1 < len(args) {
+			dataDir = args[i+1]
+		}
+	}
 	cmd := exec.Command(binary, all...)
 	f := &furrow{t: t, cmd: cmd, dataDir: dataDir, stdout: &safeBuffer{}, stderr: &safeBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout = f.stdout
@@ -101,8 +115,8 @@ func startRole(t *testing.T, role, dataDir string, args ...string) *furrow {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[len(m)-1]
 				break
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	analytics "github.com/snowplow/snowplow-golang-analytics-sdk/analytics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/furrow-io/furrow/internal/payload"
@@ -161,4 +163,142 @@ func get(t *testing.T, u string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return strings.TrimSpace(string(b))
+}
+
+// TestSplitPipelineKafka: furrow collect -> Kafka -> two furrow enrich
+// processes sharing the raw topic's partitions -> the enriched and bad
+// topics. One enricher is killed with kill -9 under traffic and the other
+// takes its partitions over. Every acknowledged event reaches the
+// enriched topic (replays allowed, no loss), and Kafka's own console
+// consumer reads it back as lines the Snowplow analytics SDK parses; an
+// event with an invalid schema reaches the bad topic as a bad row.
+func TestSplitPipelineKafka(t *testing.T) {
+	k := testutil.Kafka(t)
+	for name, parts := range map[string]int{"snowplow-collector-payloads": 4, "snowplow-collector-bad": 1, "snowplow-enriched": 2, "snowplow-bad": 1} {
+		k.CreateTopic(name, parts)
+	}
+	cfg := filepath.Join(t.TempDir(), "furrow.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`drain_timeout: 60s
+streams:
+  type: kafka
+  kafka:
+    brokers: [%s]
+    enriched_partition_key: domain_userid
+    enriched_headers: [app_id]
+`, k.Addr())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	col := startRole(t, "collect", t.TempDir(), "--config", cfg)
+	enrichers := []*furrow{startEnricher(t, cfg), startEnricher(t, cfg)}
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				id := uuid.NewString()
+				resp, err := http.Get(col.url(fmt.Sprintf("/i?e=pv&p=web&tv=kafka-e2e&aid=split&duid=user-%d&eid=%s&url=%s", i%50, id, url.QueryEscape(fmt.Sprintf("https://example.com/%d/%d", w, i)))))
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					mu.Lock()
+					acked[id] = true
+					mu.Unlock()
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(4 * time.Second)
+	enrichers[0].kill()
+	time.Sleep(6 * time.Second)
+	stop.Store(true)
+	wg.Wait()
+	// An event whose self-describing JSON names a schema that is not in
+	// the registry: a bad row.
+	ue := url.QueryEscape(`{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":"iglu:com.example/nothing/jsonschema/1-0-0","data":{}}}`)
+	if resp, err := http.Get(col.url("/i?e=ue&p=web&tv=kafka-e2e&aid=split&ue_pr=" + ue)); err == nil {
+		resp.Body.Close()
+	}
+	col.stop()
+
+	mu.Lock()
+	want := len(acked)
+	mu.Unlock()
+	// The enriched topic, through franz-go, until every acknowledged
+	// event is there.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.ConsumeTopics("snowplow-enriched"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[string]int{}
+	records := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	missing := func() int {
+		n := 0
+		for id := range acked {
+			if seen[id] == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for missing() > 0 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			records++
+			ev, err := analytics.ParseEvent(string(r.Value))
+			if err != nil {
+				t.Fatalf("enriched record: analytics SDK: %v\n%.300s", err, r.Value)
+			}
+			id, _ := ev.GetValue("event_id")
+			s, _ := id.(string)
+			seen[s]++
+			duid, _ := ev.GetValue("domain_userid")
+			if d, _ := duid.(string); d != "" && string(r.Key) != d {
+				t.Fatalf("record keyed %q, domain_userid %q", r.Key, d)
+			}
+			if len(r.Headers) != 1 || r.Headers[0].Key != "app_id" || string(r.Headers[0].Value) != "split" {
+				t.Fatalf("headers %+v", r.Headers)
+			}
+		})
+	}
+	twice := records - len(seen)
+	t.Logf("%d events acknowledged; enriched topic: %d records, %d distinct events (%d replayed after the kill)", want, records, len(seen), twice)
+	if m := missing(); m > 0 {
+		t.Fatalf("%d of %d acknowledged events missing from the enriched topic", m, want)
+	}
+	for _, f := range enrichers[1:] {
+		f.stop()
+	}
+	// Read back by Kafka's own console consumer: lines the analytics SDK
+	// parses.
+	lines := k.ConsoleConsume("snowplow-enriched", 200, 60*time.Second)
+	if len(lines) != 200 {
+		t.Fatalf("console consumer: %d lines", len(lines))
+	}
+	for _, l := range lines {
+		if _, err := analytics.ParseEvent(l); err != nil {
+			t.Fatalf("console consumer line: %v\n%.300s", err, l)
+		}
+	}
+	bad := k.ConsoleConsume("snowplow-bad", 1, 60*time.Second)
+	if len(bad) != 1 || !strings.Contains(bad[0], "schema_violations") {
+		t.Fatalf("bad topic: %q", bad)
+	}
+}
+
+// startEnricher starts furrow enrich, which has no collector to wait for:
+// it is ready when it says it is running.
+func startEnricher(t *testing.T, cfg string) *furrow {
+	t.Helper()
+	return startRoleUntil(t, "enrich", regexp.MustCompile(`role=enrich`), "--data-dir", t.TempDir(), "--config", cfg)
 }
