@@ -228,6 +228,9 @@ streams:
 		resp.Body.Close()
 	}
 	col.stop()
+	// A record that is not Thrift, from Kafka's console producer: a bad
+	// row, not a crash.
+	k.ConsoleProduce("snowplow-collector-payloads", []string{"this is not a CollectorPayload"})
 
 	mu.Lock()
 	want := len(acked)
@@ -290,9 +293,19 @@ streams:
 			t.Fatalf("console consumer line: %v\n%.300s", err, l)
 		}
 	}
-	bad := k.ConsoleConsume("snowplow-bad", 1, 60*time.Second)
-	if len(bad) != 1 || !strings.Contains(bad[0], "schema_violations") {
-		t.Fatalf("bad topic: %q", bad)
+	bad := k.ConsoleConsume("snowplow-bad", 2, 60*time.Second)
+	kinds := map[string]bool{}
+	for _, b := range bad {
+		var row struct {
+			Schema string `json:"schema"`
+		}
+		if err := json.Unmarshal([]byte(b), &row); err != nil {
+			t.Fatalf("bad topic record %q: %v", b, err)
+		}
+		kinds[row.Schema[strings.Index(row.Schema, "/")+1:strings.LastIndex(row.Schema, "/jsonschema")]] = true
+	}
+	if len(bad) != 2 || !kinds["schema_violations"] || !kinds["collector_payload_format_violation"] {
+		t.Fatalf("bad topic: %v\n%q", kinds, bad)
 	}
 }
 
