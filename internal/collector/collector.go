@@ -377,7 +377,7 @@ func (c *Collector) track(ctx *fasthttp.RequestCtx, path string, pixelExpected, 
 		}
 		now := c.now()
 		if code := c.store(ctx, now, path, body, rawQuery, nuid, anonymous); code != 0 {
-			return text(ctx, code, "Service Unavailable")
+			return unavailable(ctx, code)
 		}
 		c.setCookie(ctx, now, nuid, anonymous, hadCookie)
 		ctx.Response.Header.Set("Location", target)
@@ -386,7 +386,7 @@ func (c *Collector) track(ctx *fasthttp.RequestCtx, path string, pixelExpected, 
 	}
 	now := c.now()
 	if code := c.store(ctx, now, path, body, rawQuery, nuid, anonymous); code != 0 {
-		return text(ctx, code, "Service Unavailable")
+		return unavailable(ctx, code)
 	}
 	return c.respond(ctx, now, pixelExpected, nuid, anonymous, hadCookie)
 }
@@ -777,6 +777,17 @@ func (c *Collector) store(ctx *fasthttp.RequestCtx, now time.Time, path, body, r
 		c.m.payloads.Add(float64(len(good)))
 	}
 	return 0
+}
+
+// RetryAfter is the Retry-After of a 503 for a payload the log could not
+// take (a full disk): trackers that honour it retry then.
+const RetryAfter = "5"
+
+// unavailable answers code (503) with Retry-After: the tracker keeps the
+// event and sends it again.
+func unavailable(ctx *fasthttp.RequestCtx, code int) int {
+	ctx.Response.Header.Set("Retry-After", RetryAfter)
+	return text(ctx, code, "Service Unavailable")
 }
 
 func (c *Collector) sinkFailed(err error) int {

@@ -665,8 +665,8 @@ func TestSplitting(t *testing.T) {
 func TestSinkFailure(t *testing.T) {
 	c, good, _ := newCollector(t, nil)
 	good.err = errors.New("disk full")
-	if resp := do(c, "GET", "/i?e=pv", ""); resp.StatusCode != 503 {
-		t.Fatalf("%d", resp.StatusCode)
+	if resp := do(c, "GET", "/i?e=pv", ""); resp.StatusCode != 503 || resp.Header.Get("Retry-After") != RetryAfter {
+		t.Fatalf("%d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	if resp := do(c, "GET", "/sink-health", ""); resp.StatusCode != 503 {
 		t.Fatalf("sink-health %d", resp.StatusCode)
