@@ -28,6 +28,8 @@ Usage:
                           (streams.type: kafka)
   furrow enrich [flags]   only enrich: raw topic -> enriched and bad topics, in a
                           consumer group (streams.type: kafka)
+  furrow load [flags]     only load: enriched and bad topics -> the destinations
+                          (duckdb, postgres), exactly once (streams.type: kafka)
   furrow config [flags]   print the effective configuration as YAML
   furrow config --validate FILE
                           check a configuration as 'furrow run' would
@@ -286,6 +288,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRole(ctx, app.RoleCollect, args[1:], stderr)
 	case "enrich":
 		return runRole(ctx, app.RoleEnrich, args[1:], stderr)
+	case "load":
+		return runRole(ctx, app.RoleLoad, args[1:], stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

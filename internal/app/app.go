@@ -129,6 +129,7 @@ type App struct {
 	kafkaRaw, kafkaBad     *kafka.Sink
 	kafkaSrc               *kafka.Source
 	kafkaGood, kafkaBadOut *kafka.Sink
+	kafkaLoads             []*kafkaLoad // furrow load's, one per destination
 }
 
 // Role is the part of the pipeline a process runs.
@@ -140,6 +141,7 @@ const (
 	RoleRun     Role = "run"
 	RoleCollect Role = "collect"
 	RoleEnrich  Role = "enrich"
+	RoleLoad    Role = "load"
 )
 
 // New opens everything for furrow run; Run starts serving.
@@ -174,6 +176,18 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 		return wal.Options{Dir: filepath.Join(cfg.DataDir, "log", name), Fsync: cfg.Log.Fsync,
 			FsyncInterval: cfg.Log.FsyncInterval, SegmentBytes: cfg.Log.SegmentBytes, MaxSegmentAge: cfg.EffectiveMaxSegmentAge(), MaxRecordBytes: max(cfg.Collector.MaxRecordBytes, cfg.Collector.MaxPayloadSize) + 1<<16,
 			OnDamage: a.reportDamage(name), Logger: log}
+	}
+	if role == RoleLoad {
+		// furrow load reads Kafka into the destinations: no logs either.
+		if err := a.health.Register(a.reg); err != nil {
+			return nil, err
+		}
+		a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if err := a.openLoadRole(ctx); err != nil {
+			return nil, err
+		}
+		ok = true
+		return a, nil
 	}
 	if role == RoleEnrich {
 		// furrow enrich reads Kafka and writes Kafka: no logs of its own.
@@ -401,8 +415,11 @@ type stageDone struct {
 // everything is closed. A stage that stopped on its own makes Run return
 // its error, after the same stop.
 func (a *App) Run(ctx context.Context) error {
-	if a.role == RoleEnrich {
+	switch a.role {
+	case RoleEnrich:
 		return a.runEnrichRole(ctx)
+	case RoleLoad:
+		return a.runLoadRole(ctx)
 	}
 	good, bad := a.sinks()
 	// Batches are bounded by the memory budget: see Memory.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/furrow-io/furrow/internal/event"
 )
@@ -52,6 +53,11 @@ type KafkaConfig struct {
 	// ConsumerGroup prefixes the consumer groups of furrow enrich
 	// (<prefix>-enrich) and furrow load (<prefix>-load-<destination>).
 	ConsumerGroup string `yaml:"consumer_group"`
+	// SessionTimeout is how long the group waits for a member that went
+	// silent (killed, cut off) before it gives its partitions to the
+	// others: Kafka's session.timeout.ms (45s, as Snowplow's enricher).
+	// The brokers bound it (group.min/max.session.timeout.ms).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 }
 
 // KafkaTLS turns TLS on for the broker connections.
@@ -101,6 +107,7 @@ func DefaultStreamsConfig() StreamsConfig {
 		RawPartitionKey: "random",
 		MaxRecordBytes:  DefaultMaxRecordBytes,
 		ConsumerGroup:   "furrow",
+		SessionTimeout:  45 * time.Second,
 		Topics: Topics{
 			Raw:      "snowplow-collector-payloads",
 			RawBad:   "snowplow-collector-bad",
@@ -143,6 +150,9 @@ func (c *KafkaConfig) Validate() error {
 	}
 	if c.ClientID == "" {
 		errs = append(errs, errors.New("client_id is required"))
+	}
+	if c.SessionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("session_timeout: %s is under a second", c.SessionTimeout))
 	}
 	if c.ConsumerGroup == "" {
 		errs = append(errs, errors.New("consumer_group is required"))

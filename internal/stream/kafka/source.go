@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -47,6 +48,8 @@ func NewSource(c config.KafkaConfig, group, topic string, maxRecords int, log *s
 	}
 	opts = append(opts,
 		kgo.ConsumerGroup(group),
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
 		kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -172,4 +175,24 @@ func (s *Source) Close(context.Context) error {
 		s.cl.Close()
 	}
 	return nil
+}
+
+// ConsumerOpts are the options of a consumer-group client on topics that
+// commits offsets itself and holds rebalances back while a poll's records
+// are being processed (until the caller calls AllowRebalance), so a
+// partition never has two members working on it at once.
+func ConsumerOpts(c config.KafkaConfig, group string, topics ...string) ([]kgo.Opt, error) {
+	opts, err := clientOpts(c)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts,
+		kgo.ConsumerGroup(group),
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
+		kgo.ConsumeTopics(topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	), nil
 }
