@@ -9,13 +9,19 @@ run:
 # Every test, with the race detector: unit, golden, fuzz seed corpora and
 # end to end (the built binary driven by real Snowplow trackers). Installs
 # the Node.js tracker (test/e2e/node/package-lock.json) first if it is
-# missing; without npm, TestNodeTracker fails and says why.
+# missing; without npm, TestNodeTracker fails and says why. Likewise the
+# Python Thrift producer's virtualenv (test/e2e/python/requirements.txt).
 NODE_TRACKER = test/e2e/node/node_modules/@snowplow/node-tracker
+PY_VENV = test/e2e/python/.venv
 test:
 	@if [ ! -d $(NODE_TRACKER) ]; then \
 	  if command -v npm >/dev/null; then \
 	    echo "cd test/e2e/node && npm ci"; (cd test/e2e/node && npm ci --no-audit --no-fund); \
 	  else echo "npm not found: TestNodeTracker will fail (.ci/run installs node and npm)" >&2; fi; \
+	fi
+	@if [ ! -x $(PY_VENV)/bin/python ]; then \
+	  echo "python3 -m venv $(PY_VENV) && pip install -r test/e2e/python/requirements.txt"; \
+	  python3 -m venv $(PY_VENV) && $(PY_VENV)/bin/pip install -q -r test/e2e/python/requirements.txt; \
 	fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
