@@ -52,6 +52,9 @@ func (a *App) openEnrichRole(ctx context.Context) (*App, error) {
 	if a.kafkaSrc, err = kafka.NewSource(k, k.ConsumerGroup+"-enrich", k.Topics.Raw, cfg.Enrich.BatchSize, a.log); err != nil {
 		return nil, err
 	}
+	if err := a.reg.Register(kafka.NewLagCollector(a.kafkaSrc.Client(), k.ConsumerGroup+"-enrich")); err != nil {
+		return nil, err
+	}
 	if a.sockListener, err = listenSocket(cfg.DataDir); err != nil {
 		a.log.Warn("no local socket: metrics are not served", "err", err)
 	} else {

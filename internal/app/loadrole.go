@@ -84,6 +84,13 @@ func (a *App) openLoadRole(ctx context.Context) error {
 	if len(a.kafkaLoads) == 0 {
 		return errors.New("furrow load: no destination to load (duckdb.enabled is false and destinations is empty)")
 	}
+	groups := make([]string, len(a.kafkaLoads))
+	for i, kl := range a.kafkaLoads {
+		groups[i] = k.ConsumerGroup + "-load-" + kl.d.Name
+	}
+	if err := a.reg.Register(kafka.NewLagCollector(a.kafkaLoads[0].cl, groups...)); err != nil {
+		return err
+	}
 	var err error
 	if a.sockListener, err = listenSocket(a.cfg.DataDir); err != nil {
 		a.log.Warn("no local socket: furrow sql cannot query this furrow while it runs, and metrics are not served", "err", err)

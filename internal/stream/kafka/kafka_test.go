@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/furrow-io/furrow/internal/config"
@@ -151,6 +152,23 @@ func TestSource(t *testing.T) {
 	}
 	first := read(src, 120, true)
 	src.Close(ctx)
+	// The group's lag, as the metric reports it: what it did not commit.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewLagCollector(client(t, k.Addr()), "g"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag, parts := 0.0, 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			lag += m.GetGauge().GetValue()
+			parts++
+		}
+	}
+	if parts != 3 || int(lag) != 300-len(first) {
+		t.Errorf("furrow_kafka_consumer_lag: %v over %d partitions, want %d over 3", lag, parts, 300-len(first))
+	}
 	src, err = NewSource(c, "g", "in", 1000, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
