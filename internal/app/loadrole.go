@@ -57,8 +57,10 @@ func (a *App) openLoadRole(ctx context.Context) error {
 			if len(a.stores) == 0 {
 				reg = a.reg
 			}
+			// Not Trusted: any enricher may have written the topic, so
+			// every line is checked before DuckDB sees it.
 			st, err := duckdb.Open(ctx, duckdb.Options{Path: d.DuckDB.Path, Schema: d.DuckDB.Schema, Threads: a.cfg.DuckDB.Threads, Nice: a.cfg.DuckDB.Nice,
-				MemoryLimit: Memory(a.cfg).DuckDB, RowGroupRows: Memory(a.cfg).RowGroupRows, Trusted: true, Processor: a.proc, Logger: a.log.With("destination", d.Name), Registry: reg})
+				MemoryLimit: Memory(a.cfg).DuckDB, RowGroupRows: Memory(a.cfg).RowGroupRows, Processor: a.proc, Logger: a.log.With("destination", d.Name), Registry: reg})
 			if err != nil {
 				return fmt.Errorf("destination %s: %w", d.Name, err)
 			}
