@@ -1,9 +1,15 @@
 package kafka
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/stream"
 )
 
 func TestTSVField(t *testing.T) {
@@ -49,4 +55,25 @@ func FuzzTruncateUTF8(f *testing.F) {
 			t.Fatalf("truncate %q to %d: %q", b, n, got)
 		}
 	})
+}
+
+// Brokers that cannot be reached are named, with why: here a host name
+// that does not resolve.
+func TestUnreachableBrokers(t *testing.T) {
+	c := config.DefaultStreamsConfig().Kafka
+	c.Brokers = []string{"no-such-broker.invalid:9092"}
+	cl, err := NewClient(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	s := NewSink(cl, "raw", nil)
+	s.wait = 3 * time.Second
+	if err := s.Write(context.Background(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Flush(context.Background())
+	if err == nil || stream.IsPermanent(err) || !strings.Contains(err.Error(), "last connection to no-such-broker.invalid:9092: ") {
+		t.Fatalf("Flush: %v", err)
+	}
 }

@@ -54,9 +54,10 @@ func NewClient(c config.KafkaConfig, log *slog.Logger) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// clientOpts are the options of every client: brokers, id, TLS, SASL.
+// clientOpts are the options of every client: brokers, id, TLS, SASL,
+// and a connState (see connOf).
 func clientOpts(c config.KafkaConfig) ([]kgo.Opt, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID), kgo.WithHooks(&connState{})}
 	if c.TLS.Enabled {
 		cfg, err := tlsConfig(c.TLS)
 		if err != nil {
@@ -102,6 +103,20 @@ func mechanism(c config.KafkaSASL) sasl.Mechanism {
 		return scram.Auth{User: c.Username, Pass: c.Password.Value()}.AsSha512Mechanism()
 	}
 	return nil
+}
+
+// connOf finds the connState among cl's hooks.
+func connOf(cl *kgo.Client) *connState {
+	for _, h := range cl.OptValues(kgo.WithHooks) {
+		if hs, ok := h.([]kgo.Hook); ok {
+			for _, x := range hs {
+				if c, ok := x.(*connState); ok {
+					return c
+				}
+			}
+		}
+	}
+	return &connState{}
 }
 
 // Key makes a record's key from its value.
@@ -275,7 +290,7 @@ func (s *Sink) Flush(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
-			return fmt.Errorf("kafka: topic %s: %d of %d records not acknowledged by the brokers after %s; the client keeps trying (are the brokers reachable?)", s.topic, len(s.pending)-i, len(s.pending), s.wait)
+			return fmt.Errorf("kafka: topic %s: %d of %d records not acknowledged by the brokers after %s; the client keeps trying (are the brokers reachable?)%s", s.topic, len(s.pending)-i, len(s.pending), s.wait, connOf(s.cl).why())
 		}
 	}
 	var failed []*produced

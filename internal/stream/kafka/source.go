@@ -86,12 +86,19 @@ var _ stream.Source = (*Source)(nil)
 // Read polls until records come or ctx is done.
 func (s *Source) Read(ctx context.Context) (*stream.Batch, error) {
 	for {
-		fetches := s.cl.PollRecords(ctx, s.maxRecords)
+		// A poll that brings nothing for AckWait while the brokers cannot
+		// be reached says so, for the stage's health; reading goes on.
+		pctx, cancel := context.WithTimeout(ctx, AckWait)
+		fetches := s.cl.PollRecords(pctx, s.maxRecords)
+		cancel()
 		if fetches.IsClientClosed() {
 			return nil, stream.Permanent(errors.New("kafka: the consumer is closed"))
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if why := connOf(s.cl).why(); why != "" && pctx.Err() != nil && fetches.NumRecords() == 0 {
+			return nil, fmt.Errorf("kafka: no records for %s, the brokers cannot be reached%s", AckWait, why)
 		}
 		var ferr error
 		fetches.EachError(func(topic string, p int32, err error) {
