@@ -42,35 +42,8 @@ func TestCollectToKafka(t *testing.T) {
 	}
 	f := startRole(t, "collect", t.TempDir(), "--config", cfg)
 
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var stop atomic.Bool
-	var refused atomic.Int64
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				id := uuid.NewString()
-				resp, err := http.Get(f.url(fmt.Sprintf("/i?e=pv&p=web&tv=kafka-e2e&aid=collect&eid=%s&url=%s", id, url.QueryEscape(fmt.Sprintf("https://example.com/%d/%d", w, i)))))
-				if err != nil {
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					refused.Add(1)
-					continue
-				}
-				mu.Lock()
-				acked[id] = true
-				mu.Unlock()
-				time.Sleep(2 * time.Millisecond)
-			}
-		}()
-	}
-	n := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	tr := sendTraffic(f, "collect", nil)
+	n, acked, refused := tr.N, tr.acked, &tr.refused
 	time.Sleep(3 * time.Second)
 	k.Kill()
 	downFrom := n()
@@ -78,8 +51,7 @@ func TestCollectToKafka(t *testing.T) {
 	health := get(t, f.url("/sink-health"))
 	k.Start()
 	time.Sleep(3 * time.Second)
-	stop.Store(true)
-	wg.Wait()
+	tr.Stop()
 	downAcked := n() - downFrom
 	big := `{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{"e":"pv","p":"web","tv":"kafka-e2e","page":"` + strings.Repeat("y", 1200_000) + `"}]}`
 	resp, err := http.Post(f.url("/com.snowplowanalytics.snowplow/tp2"), "application/json", strings.NewReader(big))
@@ -197,36 +169,12 @@ streams:
 	col := startRole(t, "collect", t.TempDir(), "--config", cfg)
 	enrichers := []*furrow{startEnricher(t, cfg), startEnricher(t, cfg)}
 
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				id := uuid.NewString()
-				resp, err := http.Get(col.url(fmt.Sprintf("/i?e=pv&p=web&tv=kafka-e2e&aid=split&duid=user-%d&eid=%s&url=%s", i%50, id, url.QueryEscape(fmt.Sprintf("https://example.com/%d/%d", w, i)))))
-				if err != nil {
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					mu.Lock()
-					acked[id] = true
-					mu.Unlock()
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}()
-	}
+	tr := sendTraffic(col, "split", func(_, i int) string { return fmt.Sprintf("&duid=user-%d", i%50) })
+	acked := tr.acked
 	time.Sleep(4 * time.Second)
 	enrichers[0].kill()
 	time.Sleep(6 * time.Second)
-	stop.Store(true)
-	wg.Wait()
+	tr.Stop()
 	// An event whose self-describing JSON names a schema that is not in
 	// the registry: a bad row.
 	ue := url.QueryEscape(`{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":"iglu:com.example/nothing/jsonschema/1-0-0","data":{}}}`)
@@ -245,10 +193,7 @@ streams:
 		t.Fatalf("the Python Thrift producer (make test sets up test/e2e/python/.venv): %v\n%s", err, out)
 	}
 	acked[pyID] = true
-
-	mu.Lock()
 	want := len(acked)
-	mu.Unlock()
 	// The enriched topic, through franz-go, until every acknowledged
 	// event is there.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.ConsumeTopics("snowplow-enriched"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -367,31 +312,8 @@ destinations:
 	}
 	ld := startLoader()
 
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				id := uuid.NewString()
-				resp, err := http.Get(col.url(fmt.Sprintf("/i?e=pv&p=web&tv=kafka-e2e&aid=load&eid=%s&url=%s", id, url.QueryEscape(fmt.Sprintf("https://example.com/%d/%d", w, i)))))
-				if err != nil {
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					mu.Lock()
-					acked[id] = true
-					mu.Unlock()
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}()
-	}
+	tr := sendTraffic(col, "load", nil)
+	acked := tr.acked
 	var logs []*furrow
 	for range 2 {
 		time.Sleep(4 * time.Second)
@@ -400,12 +322,9 @@ destinations:
 		ld = startLoader()
 	}
 	time.Sleep(3 * time.Second)
-	stop.Store(true)
-	wg.Wait()
+	tr.Stop()
 	col.stop()
-	mu.Lock()
 	want := len(acked)
-	mu.Unlock()
 	// Wait until Postgres holds them all, then stop the loader.
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
@@ -443,3 +362,53 @@ destinations:
 		t.Fatalf("events lost: Postgres %d of %d, DuckDB missing %d", pgDistinct, want, missing)
 	}
 }
+
+// traffic sends page views to a collector from 4 workers until Stop,
+// keeping the event ids answered 200.
+type traffic struct {
+	mu      sync.Mutex
+	acked   map[string]bool
+	refused atomic.Int64
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// sendTraffic starts the workers; query adds parameters to the i-th
+// request of worker w.
+func sendTraffic(f *furrow, aid string, query func(w, i int) string) *traffic {
+	tr := &traffic{acked: map[string]bool{}}
+	for w := range 4 {
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			for i := 0; !tr.stop.Load(); i++ {
+				id := uuid.NewString()
+				q := fmt.Sprintf("e=pv&p=web&tv=kafka-e2e&aid=%s&eid=%s&url=%s", aid, id, url.QueryEscape(fmt.Sprintf("https://example.com/%d/%d", w, i)))
+				if query != nil {
+					q += query(w, i)
+				}
+				resp, err := http.Get(f.url("/i?" + q))
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					tr.refused.Add(1)
+					continue
+				}
+				tr.mu.Lock()
+				tr.acked[id] = true
+				tr.mu.Unlock()
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	return tr
+}
+
+// Stop stops the workers and waits for them.
+func (tr *traffic) Stop() { tr.stop.Store(true); tr.wg.Wait() }
+
+// N is how many events were acknowledged so far.
+func (tr *traffic) N() int { tr.mu.Lock(); defer tr.mu.Unlock(); return len(tr.acked) }
