@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	analytics "github.com/snowplow/snowplow-golang-analytics-sdk/analytics"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/furrow-io/furrow/internal/payload"
@@ -336,6 +337,23 @@ destinations:
 	time.Sleep(2 * time.Second) // DuckDB loads beside
 	ld.stop()
 	enr.stop()
+	// The loaders' groups deleted, as if Kafka lost their offsets: a new
+	// loader reads both topics from the start and skips everything, as
+	// the destinations hold it.
+	adm := kadm.NewClient(kgoClient(t, k.Addr()))
+	if _, err := adm.DeleteGroups(context.Background(), "furrow-load-duck", "furrow-load-pg"); err != nil {
+		t.Fatal(err)
+	}
+	again := startLoader()
+	deadline = time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && strings.Count(again.stderr.String(), "records the destination holds already, skipped") < 2 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	again.stop()
+	if n := strings.Count(again.stderr.String(), "records the destination holds already, skipped"); n < 2 {
+		t.Fatalf("the loader started without offsets skipped %d batches:\n%s", n, again.stderr.String())
+	}
 
 	counts := strings.Fields(pg.Psql("-c", "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM atomic.events"))
 	pgRows, _ := strconv.Atoi(counts[0])
@@ -412,3 +430,13 @@ func (tr *traffic) Stop() { tr.stop.Store(true); tr.wg.Wait() }
 
 // N is how many events were acknowledged so far.
 func (tr *traffic) N() int { tr.mu.Lock(); defer tr.mu.Unlock(); return len(tr.acked) }
+
+func kgoClient(t *testing.T, addr string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
