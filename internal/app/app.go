@@ -129,6 +129,7 @@ type App struct {
 	kafkaRaw, kafkaBad     *kafka.Sink
 	kafkaSrc               *kafka.Source
 	kafkaGood, kafkaBadOut *kafka.Sink
+	kafkaGoodOut           stream.Sink  // kafkaGood, or a Tee with the JSON topic
 	kafkaLoads             []*kafkaLoad // furrow load's, one per destination
 }
 

@@ -47,6 +47,12 @@ func (a *App) openEnrichRole(ctx context.Context) (*App, error) {
 		}
 		a.kafkaGood.Headers = kafka.FieldHeaders(k.EnrichedHeaders, idx)
 	}
+	a.kafkaGoodOut = a.kafkaGood
+	if k.Topics.JSON != "" {
+		// Keyed like the enriched topic, so one user's events keep their
+		// order in both.
+		a.kafkaGoodOut = kafka.Tee{a.kafkaGood, kafka.JSONSink{S: kafka.NewSink(a.kafka, k.Topics.JSON, nil), Key: key, Log: a.log}}
+	}
 	a.kafkaBadOut = kafka.NewSink(a.kafka, k.Topics.Bad, kafka.RandomKey)
 	a.kafkaBadOut.MaxBytes = int(k.MaxRecordBytes)
 	if a.kafkaSrc, err = kafka.NewSource(k, k.ConsumerGroup+"-enrich", k.Topics.Raw, cfg.Enrich.BatchSize, a.log); err != nil {
@@ -67,7 +73,7 @@ func (a *App) openEnrichRole(ctx context.Context) (*App, error) {
 // and commits what it read (for up to DrainTimeout and StopMargin), and
 // closes.
 func (a *App) runEnrichRole(ctx context.Context) error {
-	enr := &pipeline.Enrich{Source: a.kafkaSrc, Enricher: a.enricher, Good: a.kafkaGood, Bad: a.kafkaBadOut,
+	enr := &pipeline.Enrich{Source: a.kafkaSrc, Enricher: a.enricher, Good: a.kafkaGoodOut, Bad: a.kafkaBadOut,
 		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg, Health: a.health.Component("enrich"),
 		FlushRecords: EnrichRoleFlushRecords, FlushInterval: time.Second}
 	if a.stdout != nil {

@@ -152,7 +152,7 @@ func get(t *testing.T, u string) string {
 // not Thrift becomes a bad row.
 func TestSplitPipelineKafka(t *testing.T) {
 	k := testutil.Kafka(t)
-	for name, parts := range map[string]int{"snowplow-collector-payloads": 4, "snowplow-collector-bad": 1, "snowplow-enriched": 2, "snowplow-bad": 1} {
+	for name, parts := range map[string]int{"snowplow-collector-payloads": 4, "snowplow-collector-bad": 1, "snowplow-enriched": 2, "snowplow-bad": 1, "snowplow_json_event": 2} {
 		k.CreateTopic(name, parts)
 	}
 	cfg := filepath.Join(t.TempDir(), "furrow.yaml")
@@ -164,6 +164,7 @@ streams:
     session_timeout: 6s
     enriched_partition_key: domain_userid
     enriched_headers: [app_id]
+    topics: {json: snowplow_json_event}
 `, k.Addr())), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -252,6 +253,13 @@ streams:
 	for _, l := range lines {
 		if _, err := analytics.ParseEvent(l); err != nil {
 			t.Fatalf("console consumer line: %v\n%.300s", err, l)
+		}
+	}
+	// The JSON topic: Analytics SDK events, one JSON object a record.
+	for _, l := range k.ConsoleConsume("snowplow_json_event", 200, 60*time.Second) {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev["event_id"] == nil || ev["app_id"] == nil {
+			t.Fatalf("JSON topic record %.300s: %v", l, err)
 		}
 	}
 	bad := k.ConsoleConsume("snowplow-bad", 2, 60*time.Second)

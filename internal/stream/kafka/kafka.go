@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/furrow-io/furrow/internal/analytics"
 	"github.com/furrow-io/furrow/internal/config"
 	"github.com/furrow-io/furrow/internal/payload"
 	"github.com/furrow-io/furrow/internal/stream"
@@ -336,3 +337,64 @@ func classify(topic string, err error, n int) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// Tee writes to every sink and flushes them all: the enriched topic and
+// its JSON twin (JSONSink).
+type Tee []stream.Sink
+
+// Write writes recs to each sink in turn.
+func (t Tee) Write(ctx context.Context, recs ...[]byte) error {
+	for _, s := range t {
+		if err := s.Write(ctx, recs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush flushes each sink that buffers; a sink's failure is returned
+// after the others are flushed, so a retry only waits on what is left.
+func (t Tee) Flush(ctx context.Context) error {
+	var errs []error
+	for _, s := range t {
+		errs = append(errs, stream.Flush(ctx, s))
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes nothing: the sinks' owner does.
+func (t Tee) Close(context.Context) error { return nil }
+
+// JSONSink turns enriched TSV lines into Analytics SDK JSON events (one
+// JSON object per record, seed 004's snowplow_json_event) and writes them
+// to S, each keyed by Key applied to its TSV line (as the enriched topic
+// is). A line that cannot be turned is not written (the enriched topic
+// holds it; the enricher only writes lines it made).
+type JSONSink struct {
+	S   *Sink
+	Key Key
+	Log *slog.Logger
+}
+
+// Write converts and writes recs.
+func (j JSONSink) Write(_ context.Context, recs ...[]byte) error {
+	j.S.mu.Lock()
+	defer j.S.mu.Unlock()
+	for _, r := range recs {
+		v, err := analytics.AppendEventJSON(nil, r)
+		if err != nil {
+			j.Log.Warn("kafka: an enriched line has no JSON form; left out of the JSON topic", "topic", j.S.topic, "err", err)
+			continue
+		}
+		p := &produced{rec: &kgo.Record{Topic: j.S.topic, Key: j.Key(r), Value: v}}
+		j.S.pending = append(j.S.pending, p)
+		j.S.send(p)
+	}
+	return nil
+}
+
+// Flush waits for the brokers.
+func (j JSONSink) Flush(ctx context.Context) error { return j.S.Flush(ctx) }
+
+// Close closes nothing.
+func (j JSONSink) Close(context.Context) error { return nil }
