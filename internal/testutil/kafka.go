@@ -62,6 +62,7 @@ type KafkaBroker struct {
 	libs     string // directory of the jars
 	dir      string // server.properties, log4j2 configs, broker.log, data/
 	port     int    // PLAINTEXT listener, for clients
+	saslPort int    // SASL_PLAINTEXT listener (PLAIN), for clients
 	ctrlPort int    // CONTROLLER listener
 
 	cmd  *exec.Cmd
@@ -91,6 +92,8 @@ func Kafka(t testing.TB) *KafkaBroker {
 	k.port = freePort(t)
 	for k.ctrlPort = freePort(t); k.ctrlPort == k.port; k.ctrlPort = freePort(t) {
 	}
+	for k.saslPort = freePort(t); k.saslPort == k.port || k.saslPort == k.ctrlPort; k.saslPort = freePort(t) {
+	}
 	k.writeConfig()
 	id, err := kafkaClusterID()
 	if err != nil {
@@ -102,6 +105,19 @@ func Kafka(t testing.TB) *KafkaBroker {
 	}
 	k.Start()
 	return k
+}
+
+// KafkaSASLUser and KafkaSASLPassword are the one user the broker's SASL
+// listener (SASLAddr) knows, with the PLAIN mechanism.
+const (
+	KafkaSASLUser     = "furrow"
+	KafkaSASLPassword = "furrow-kafka-secret"
+)
+
+// SASLAddr is the host:port of the broker's SASL_PLAINTEXT listener,
+// which takes KafkaSASLUser with KafkaSASLPassword (PLAIN) only.
+func (k *KafkaBroker) SASLAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(k.saslPort))
 }
 
 // Addr is the host:port of the broker's PLAINTEXT listener (the same
@@ -359,14 +375,17 @@ func (k *KafkaBroker) log() string {
 func (k *KafkaBroker) writeConfig() {
 	k.t.Helper()
 	broker := fmt.Sprintf("127.0.0.1:%d", k.port)
+	sasl := fmt.Sprintf("127.0.0.1:%d", k.saslPort)
 	ctrl := fmt.Sprintf("127.0.0.1:%d", k.ctrlPort)
 	server := strings.Join([]string{
 		"process.roles=broker,controller",
 		"node.id=1",
 		"controller.quorum.bootstrap.servers=" + ctrl,
-		"listeners=PLAINTEXT://" + broker + ",CONTROLLER://" + ctrl,
-		"advertised.listeners=PLAINTEXT://" + broker + ",CONTROLLER://" + ctrl,
-		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"listeners=PLAINTEXT://" + broker + ",SASL://" + sasl + ",CONTROLLER://" + ctrl,
+		"advertised.listeners=PLAINTEXT://" + broker + ",SASL://" + sasl + ",CONTROLLER://" + ctrl,
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"listener.name.sasl.sasl.enabled.mechanisms=PLAIN",
+		`listener.name.sasl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_` + KafkaSASLUser + `="` + KafkaSASLPassword + `";`,
 		"controller.listener.names=CONTROLLER",
 		"inter.broker.listener.name=PLAINTEXT",
 		"log.dirs=" + k.path("data"),

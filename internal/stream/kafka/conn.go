@@ -32,6 +32,13 @@ func (c *connState) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ 
 	c.err, c.addr = err, net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port))
 }
 
+// last is the last failed connection's error, nil if one succeeded since.
+func (c *connState) last() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 // why says what the last failed connection met, "" if none failed since
 // one succeeded.
 func (c *connState) why() string {

@@ -291,6 +291,11 @@ func (s *Sink) Flush(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+			if err := connOf(s.cl).last(); err != nil && refused(err) {
+				// The client retries a refused login for ever: the
+				// records never fail, so say it here.
+				return classify(s.topic, err, len(s.pending)-i)
+			}
 			return fmt.Errorf("kafka: topic %s: %d of %d records not acknowledged by the brokers after %s; the client keeps trying (are the brokers reachable?)%s", s.topic, len(s.pending)-i, len(s.pending), s.wait, connOf(s.cl).why())
 		}
 	}
@@ -321,19 +326,25 @@ func (s *Sink) Flush(ctx context.Context) error {
 // Close flushes nothing; the client is closed by its owner.
 func (s *Sink) Close(context.Context) error { return nil }
 
+// refused tells the brokers' refusals of furrow itself: authentication
+// and authorization.
+func refused(err error) bool {
+	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) ||
+		errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.SaslAuthenticationFailed) ||
+		errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
+		strings.Contains(err.Error(), "SASL")
+}
+
 // classify turns a produce error into one a stage acts on.
 func classify(topic string, err error, n int) error {
 	what := fmt.Sprintf("kafka: topic %s: %d records failed", topic, n)
 	switch {
 	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
 		return stream.Permanent(fmt.Errorf("kafka: topic %s does not exist on the brokers; furrow does not create topics: create it, or name another in streams.kafka.topics (%w)", topic, err))
-	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
-		errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState), errors.Is(err, kerr.UnsupportedSaslMechanism):
+	case refused(err):
 		return stream.Permanent(fmt.Errorf("%s: the brokers refused furrow (check streams.kafka.sasl and the topic's ACLs): %w", what, err))
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		return stream.Permanent(fmt.Errorf("%s: a record is larger than the topic or the brokers accept (streams.kafka.max_record_bytes must not exceed the topic's max.message.bytes): %w", what, err))
-	case strings.Contains(err.Error(), "SASL"):
-		return stream.Permanent(fmt.Errorf("%s: %w", what, err))
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -185,3 +185,38 @@ func TestSource(t *testing.T) {
 		t.Errorf("%d records read again after %d acknowledged", len(rest), len(first))
 	}
 }
+
+// SASL: the right password produces, a wrong one is a permanent error
+// that says the brokers refused furrow.
+func TestSinkSASL(t *testing.T) {
+	k := testutil.Kafka(t)
+	k.CreateTopic("raw", 1)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		password string
+		ok       bool
+	}{{testutil.KafkaSASLPassword, true}, {"wrong", false}} {
+		c := config.DefaultStreamsConfig().Kafka
+		c.Brokers = []string{k.SASLAddr()}
+		c.SASL = config.KafkaSASL{Mechanism: "PLAIN", Username: testutil.KafkaSASLUser, Password: config.Secret(tt.password)}
+		cl, err := NewClient(c, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		s := NewSink(cl, "raw", nil)
+		s.wait = 5 * time.Second
+		s.Write(ctx, []byte("x"))
+		err = s.Flush(ctx)
+		for i := 0; err != nil && !stream.IsPermanent(err) && i < 6; i++ {
+			err = s.Flush(ctx)
+		}
+		switch {
+		case tt.ok && err != nil:
+			t.Fatalf("right password: %v", err)
+		case !tt.ok && (!stream.IsPermanent(err) || !strings.Contains(err.Error(), "refused furrow")):
+			t.Fatalf("wrong password: %v", err)
+		}
+		t.Logf("password %q: %v", tt.password, err)
+	}
+}

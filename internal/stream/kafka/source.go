@@ -97,6 +97,9 @@ func (s *Source) Read(ctx context.Context) (*stream.Batch, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if err := connOf(s.cl).last(); err != nil && refused(err) && fetches.NumRecords() == 0 {
+			return nil, stream.Permanent(fmt.Errorf("kafka: the brokers refused furrow (check streams.kafka.sasl and the group's and topic's ACLs): %w", err))
+		}
 		if why := connOf(s.cl).why(); why != "" && pctx.Err() != nil && fetches.NumRecords() == 0 {
 			return nil, fmt.Errorf("kafka: no records for %s, the brokers cannot be reached%s", AckWait, why)
 		}
