@@ -278,6 +278,9 @@ streams:
 	}
 }
 
+// listeningLoad is furrow load's line saying it runs.
+var listeningLoad = regexp.MustCompile(`role=load`)
+
 // startEnricher starts furrow enrich, which has no collector to wait for:
 // it is ready when it says it is running.
 func startEnricher(t *testing.T, cfg string) *furrow {
@@ -317,7 +320,7 @@ destinations:
 	col := startRole(t, "collect", t.TempDir(), "--config", cfg)
 	enr := startEnricher(t, cfg)
 	startLoader := func() *furrow {
-		return startRoleUntil(t, "load", regexp.MustCompile(`role=load`), "--data-dir", loadDir, "--config", cfg)
+		return startRoleUntil(t, "load", listeningLoad, "--data-dir", loadDir, "--config", cfg)
 	}
 	ld := startLoader()
 
