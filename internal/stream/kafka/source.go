@@ -52,6 +52,8 @@ func NewSource(c config.KafkaConfig, group, topic string, maxRecords int, log *s
 		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
 		kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(),
+		// Records of transactions that a producer aborted are not read.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, true) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
@@ -202,6 +204,7 @@ func ConsumerOpts(c config.KafkaConfig, group string, topics ...string) ([]kgo.O
 		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
 		kgo.ConsumeTopics(topics...),
 		kgo.DisableAutoCommit(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	), nil
