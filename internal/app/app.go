@@ -129,8 +129,10 @@ type App struct {
 	kafkaRaw, kafkaBad     *kafka.Sink
 	kafkaSrc               *kafka.Source
 	kafkaGood, kafkaBadOut *kafka.Sink
-	kafkaGoodOut           stream.Sink  // kafkaGood, or a Tee with the JSON topic
-	kafkaLoads             []*kafkaLoad // furrow load's, one per destination
+	kafkaGoodOut           stream.Sink // kafkaGood, or a Tee with the JSON topic
+	kafkaJSON              *kafka.JSONSink
+	kafkaTxn               *kgo.GroupTransactSession // furrow enrich with exactly_once
+	kafkaLoads             []*kafkaLoad              // furrow load's, one per destination
 }
 
 // Role is the part of the pipeline a process runs.
@@ -647,6 +649,9 @@ func (a *App) closeAll(ctx context.Context) error {
 	}
 	if a.kafkaSrc != nil {
 		a.kafkaSrc.Close(ctx)
+	}
+	if a.kafkaTxn != nil {
+		a.kafkaTxn.Close()
 	}
 	if a.kafka != nil {
 		a.kafka.Close()

@@ -3,8 +3,14 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime"
+	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
 
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/pipeline"
@@ -51,14 +57,31 @@ func (a *App) openEnrichRole(ctx context.Context) (*App, error) {
 	if k.Topics.JSON != "" {
 		// Keyed like the enriched topic, so one user's events keep their
 		// order in both.
-		a.kafkaGoodOut = kafka.Tee{a.kafkaGood, kafka.JSONSink{S: kafka.NewSink(a.kafka, k.Topics.JSON, nil), Key: key, Log: a.log}}
+		a.kafkaJSON = &kafka.JSONSink{S: kafka.NewSink(a.kafka, k.Topics.JSON, nil), Key: key, Log: a.log}
+		a.kafkaGoodOut = kafka.Tee{a.kafkaGood, *a.kafkaJSON}
 	}
 	a.kafkaBadOut = kafka.NewSink(a.kafka, k.Topics.Bad, kafka.RandomKey)
 	a.kafkaBadOut.MaxBytes = int(k.MaxRecordBytes)
-	if a.kafkaSrc, err = kafka.NewSource(k, k.ConsumerGroup+"-enrich", k.Topics.Raw, cfg.Enrich.BatchSize, a.log); err != nil {
-		return nil, err
+	group := k.ConsumerGroup + "-enrich"
+	var lagClient *kgo.Client
+	if k.ExactlyOnce {
+		// The transactional id lives in the data directory, so the
+		// next start of this process fences what a crash left open.
+		id, err := logID(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		if a.kafkaTxn, err = kafka.NewTransactSession(k, group, k.Topics.Raw, "furrow-enrich-"+id); err != nil {
+			return nil, err
+		}
+		lagClient = a.kafkaTxn.Client()
+	} else {
+		if a.kafkaSrc, err = kafka.NewSource(k, group, k.Topics.Raw, cfg.Enrich.BatchSize, a.log); err != nil {
+			return nil, err
+		}
+		lagClient = a.kafkaSrc.Client()
 	}
-	if err := a.reg.Register(kafka.NewLagCollector(a.kafkaSrc.Client(), k.ConsumerGroup+"-enrich")); err != nil {
+	if err := a.reg.Register(kafka.NewLagCollector(lagClient, group)); err != nil {
 		return nil, err
 	}
 	if a.sockListener, err = listenSocket(cfg.DataDir); err != nil {
@@ -73,6 +96,9 @@ func (a *App) openEnrichRole(ctx context.Context) (*App, error) {
 // and commits what it read (for up to DrainTimeout and StopMargin), and
 // closes.
 func (a *App) runEnrichRole(ctx context.Context) error {
+	if a.kafkaTxn != nil {
+		return a.runEnrichTransactions(ctx)
+	}
 	enr := &pipeline.Enrich{Source: a.kafkaSrc, Enricher: a.enricher, Good: a.kafkaGoodOut, Bad: a.kafkaBadOut,
 		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg, Health: a.health.Component("enrich"),
 		FlushRecords: EnrichRoleFlushRecords, FlushInterval: time.Second}
@@ -107,4 +133,94 @@ func (a *App) runEnrichRole(ctx context.Context) error {
 		}
 	}
 	return errors.Join(err, a.closeAll(hard))
+}
+
+// runEnrichTransactions is furrow enrich with streams.kafka.exactly_once:
+// each poll's outputs are produced, and the raw topic's offsets
+// committed, in one transaction. An aborted transaction (a rebalance
+// while it ran) rewinds to the committed offsets, so its records are
+// enriched again and only the committed outputs are seen by
+// read_committed consumers (furrow load). An error ending a transaction
+// leaves the producer unusable: furrow enrich stops with it, and its next
+// start, reusing the transactional id kept in its data directory, fences
+// the transaction it left open.
+func (a *App) runEnrichTransactions(ctx context.Context) error {
+	k := a.cfg.Streams.Kafka
+	h := a.health.Component("enrich")
+	go a.serveSocket()
+	a.log.Info("furrow is running", "role", "enrich", "brokers", k.Brokers, "from", k.Topics.Raw, "group", k.ConsumerGroup+"-enrich",
+		"to", k.Topics.Enriched+", "+k.Topics.Bad, "exactly_once", true)
+	sess := a.kafkaTxn
+	var runErr error
+	for ctx.Err() == nil {
+		fetches := sess.PollRecords(ctx, a.cfg.Enrich.BatchSize)
+		if ctx.Err() != nil {
+			break
+		}
+		if fetches.IsClientClosed() {
+			runErr = errors.New("kafka: the consumer is closed")
+			break
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			h.Fail(fmt.Errorf("kafka: reading %s/%d: %w", topic, p, err))
+		})
+		recs := fetches.Records()
+		if len(recs) == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			runErr = fmt.Errorf("kafka: beginning a transaction: %w", err)
+			break
+		}
+		values := make([][]byte, len(recs))
+		for i, r := range recs {
+			values[i] = r.Value
+		}
+		good, bad := pipeline.Process(ctx, a.enricher, a.enrichWorkers(), values)
+		var produceErr atomic.Pointer[error]
+		promise := func(_ *kgo.Record, err error) {
+			if err != nil {
+				produceErr.CompareAndSwap(nil, &err)
+			}
+		}
+		for _, g := range good {
+			sess.Produce(context.Background(), a.kafkaGood.Record(g.TSV), promise)
+			if a.kafkaJSON != nil {
+				if r := a.kafkaJSON.Record(g.TSV); r != nil {
+					sess.Produce(context.Background(), r, promise)
+				}
+			}
+		}
+		for _, b := range bad {
+			sess.Produce(context.Background(), a.kafkaBadOut.Record(b), promise)
+		}
+		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TryCommit)
+		if err != nil {
+			runErr = fmt.Errorf("kafka: ending a transaction (furrow enrich stops; its next start fences the transaction and reads the batch again): %w", err)
+			break
+		}
+		if !committed {
+			if p := produceErr.Load(); p != nil {
+				h.Fail(fmt.Errorf("kafka: producing failed, transaction aborted; the batch is read again: %w", *p))
+			} else {
+				a.log.Info("kafka: transaction aborted (the group rebalanced); its records are read again", "records", len(recs))
+			}
+			continue
+		}
+		h.OK()
+	}
+	if runErr != nil {
+		a.log.Error("furrow enrich stopped", "err", runErr)
+		h.Stop(runErr)
+	}
+	return errors.Join(runErr, a.closeAll(context.WithoutCancel(ctx)))
+}
+
+// enrichWorkers is enrich.workers, or half of GOMAXPROCS (at least one), as
+// pipeline.Enrich counts them.
+func (a *App) enrichWorkers() int {
+	if w := a.cfg.Enrich.Workers; w > 0 {
+		return w
+	}
+	return max(runtime.GOMAXPROCS(0)/2, 1)
 }

@@ -58,6 +58,12 @@ type KafkaConfig struct {
 	// others: Kafka's session.timeout.ms (45s, as Snowplow's enricher).
 	// The brokers bound it (group.min/max.session.timeout.ms).
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// ExactlyOnce makes furrow enrich write each batch's outputs and
+	// commit its input offsets in one Kafka transaction (on by default):
+	// a crash or a rebalance never writes an event twice to the output
+	// topics. Off, for brokers without transactions (Azure Event Hubs),
+	// a replay after a crash writes those events again.
+	ExactlyOnce bool `yaml:"exactly_once"`
 }
 
 // KafkaTLS turns TLS on for the broker connections.
@@ -108,6 +114,7 @@ func DefaultStreamsConfig() StreamsConfig {
 		MaxRecordBytes:  DefaultMaxRecordBytes,
 		ConsumerGroup:   "furrow",
 		SessionTimeout:  45 * time.Second,
+		ExactlyOnce:     true,
 		Topics: Topics{
 			Raw:      "snowplow-collector-payloads",
 			RawBad:   "snowplow-collector-bad",

@@ -424,11 +424,17 @@ func read(ctx context.Context, src stream.Source, log *slog.Logger, delay time.D
 
 // process enriches records in parallel, keeping their order.
 func (p *Enrich) process(ctx context.Context, recs [][]byte) ([]enrich.Good, [][]byte) {
-	workers := min(p.Workers, len(recs))
+	return Process(ctx, p.Enricher, p.Workers, recs)
+}
+
+// Process enriches recs with up to workers goroutines, keeping their
+// order: the good events and the bad rows.
+func Process(ctx context.Context, e *enrich.Enricher, workers int, recs [][]byte) ([]enrich.Good, [][]byte) {
+	workers = min(workers, len(recs))
 	if workers <= 1 {
 		var out enrich.Output
 		for _, r := range recs {
-			p.Enricher.Process(ctx, r, &out)
+			e.Process(ctx, r, &out)
 		}
 		return out.Good, out.Bad
 	}
@@ -444,7 +450,7 @@ func (p *Enrich) process(ctx context.Context, recs [][]byte) ([]enrich.Good, [][
 		go func(out *enrich.Output, part [][]byte) {
 			defer wg.Done()
 			for _, r := range part {
-				p.Enricher.Process(ctx, r, out)
+				e.Process(ctx, r, out)
 			}
 		}(&outs[w], recs[lo:hi])
 	}

@@ -142,4 +142,9 @@ destinations:
 	if pgTracker < int(tracked.Load()) || duckTracker < int(tracked.Load()) {
 		t.Fatalf("tracker events lost: %d tracked, Postgres %d, DuckDB %d", tracked.Load(), pgTracker, duckTracker)
 	}
+	// Exactly once: the enricher's transactions (streams.kafka.exactly_once)
+	// keep its replays out of what the loaders read.
+	if pgRows != pgFaults+pgTracker || duckRows != len(loaded) {
+		t.Fatalf("events loaded twice: Postgres %d rows for %d ids, DuckDB %d rows for %d page views", pgRows, pgFaults+pgTracker, duckRows, len(loaded))
+	}
 }

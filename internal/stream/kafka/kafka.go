@@ -256,17 +256,24 @@ func (s *Sink) Write(_ context.Context, recs ...[]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range recs {
-		if s.MaxBytes > 0 {
-			r = truncateUTF8(r, s.MaxBytes)
-		}
-		p := &produced{rec: &kgo.Record{Topic: s.topic, Key: s.key(r), Value: r}}
-		if s.Headers != nil {
-			p.rec.Headers = s.Headers(r)
-		}
+		p := &produced{rec: s.Record(r)}
 		s.pending = append(s.pending, p)
 		s.send(p)
 	}
 	return nil
+}
+
+// Record is the record Write makes of value (truncated, keyed, with its
+// headers), for a caller that produces it itself (in a transaction).
+func (s *Sink) Record(value []byte) *kgo.Record {
+	if s.MaxBytes > 0 {
+		value = truncateUTF8(value, s.MaxBytes)
+	}
+	r := &kgo.Record{Topic: s.topic, Key: s.key(value), Value: value}
+	if s.Headers != nil {
+		r.Headers = s.Headers(value)
+	}
+	return r
 }
 
 // send produces p. The record's context is not the caller's: a stop must
@@ -392,16 +399,24 @@ func (j JSONSink) Write(_ context.Context, recs ...[]byte) error {
 	j.S.mu.Lock()
 	defer j.S.mu.Unlock()
 	for _, r := range recs {
-		v, err := analytics.AppendEventJSON(nil, r)
-		if err != nil {
-			j.Log.Warn("kafka: an enriched line has no JSON form; left out of the JSON topic", "topic", j.S.topic, "err", err)
-			continue
+		if rec := j.Record(r); rec != nil {
+			p := &produced{rec: rec}
+			j.S.pending = append(j.S.pending, p)
+			j.S.send(p)
 		}
-		p := &produced{rec: &kgo.Record{Topic: j.S.topic, Key: j.Key(r), Value: v}}
-		j.S.pending = append(j.S.pending, p)
-		j.S.send(p)
 	}
 	return nil
+}
+
+// Record is the JSON record of an enriched line, nil if it has no JSON
+// form (logged).
+func (j JSONSink) Record(line []byte) *kgo.Record {
+	v, err := analytics.AppendEventJSON(nil, line)
+	if err != nil {
+		j.Log.Warn("kafka: an enriched line has no JSON form; left out of the JSON topic", "topic", j.S.topic, "err", err)
+		return nil
+	}
+	return &kgo.Record{Topic: j.S.topic, Key: j.Key(line), Value: v}
 }
 
 // Flush waits for the brokers.

@@ -209,3 +209,42 @@ func ConsumerOpts(c config.KafkaConfig, group string, topics ...string) ([]kgo.O
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	), nil
 }
+
+// NewTransactSession joins group on topic as a consume-transform-produce
+// member with transactions (exactly once into the output topics): each
+// batch's outputs and its input offsets commit together, or not at all,
+// and a rebalance or a failure aborts and rewinds to the committed
+// offsets. txnID names the transactional producer: reused by the next
+// start of the same process (its data directory), it fences an
+// instance that was killed mid-transaction at once; a new id leaves that
+// transaction to time out (TransactionTimeout), holding read_committed
+// consumers back until then.
+func NewTransactSession(c config.KafkaConfig, group, topic, txnID string) (*kgo.GroupTransactSession, error) {
+	opts, err := clientOpts(c)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(TransactionTimeout),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(int32(min(int64(c.MaxRecordBytes)+64<<10, 1<<30))),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ConsumerGroup(group),
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
+		kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return sess, nil
+}
+
+// TransactionTimeout bounds a transaction of furrow enrich: a batch's
+// enrichment and production must end within it.
+const TransactionTimeout = 30 * time.Second
