@@ -11,7 +11,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/pipeline"
 	"github.com/furrow-io/furrow/internal/stream/kafka"
