@@ -114,11 +114,18 @@ func (kl *kafkaLoad) run(ctx context.Context) error {
 		// Rebalances wait while a poll's records are loaded, so that a
 		// partition is never loaded by two members at once.
 		kl.cl.AllowRebalance()
-		fetches := kl.cl.PollRecords(ctx, LoadRoleMaxRecords)
+		// At least once a second, so that a position that moved without
+		// records (past a transaction's marker) is committed too.
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fetches := kl.cl.PollRecords(pctx, LoadRoleMaxRecords)
+		cancel()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return // the poll's second passed
+			}
 			log.Error("kafka: reading failed", "topic", topic, "partition", p, "err", err)
 			h.Fail(fmt.Errorf("kafka: reading %s/%d: %w", topic, p, err))
 		})
@@ -142,11 +149,13 @@ func (kl *kafkaLoad) run(ctx context.Context) error {
 		}
 		if len(done) > 0 {
 			h.OK()
-			// A hint for the next owner of the partitions; the positions
-			// in the destination are what counts.
-			if err := kl.cl.CommitRecords(ctx, done...); err != nil && ctx.Err() == nil {
-				log.Warn("kafka: offsets not committed; the next owner skips what the destination holds", "err", err)
-			}
+		}
+		// A hint for the next owner of the partitions; the positions in
+		// the destination are what counts. The client's position, not
+		// the last record's offset: it is past the markers a
+		// transactional producer writes, so the lag reaches 0.
+		if err := kl.cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("kafka: offsets not committed; the next owner skips what the destination holds", "err", err)
 		}
 	}
 }
