@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,23 +33,7 @@ func TestKafkaPipelineFaults(t *testing.T) {
 	}
 	pg := testutil.Postgres(t)
 	loadDir := t.TempDir()
-	cfg := filepath.Join(t.TempDir(), "furrow.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`drain_timeout: 120s
-streams:
-  type: kafka
-  kafka:
-    brokers: [%s]
-    session_timeout: 6s
-destinations:
-  - name: duck
-    type: duckdb
-    path: %s
-  - name: pg
-    type: postgres
-    dsn: %q
-`, k.Addr(), filepath.Join(loadDir, "furrow.duckdb"), pg.DSN())), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := kafkaConfig(t, k, "", duckAndPostgres(filepath.Join(loadDir, "furrow.duckdb"), pg.DSN()))
 	col := startRole(t, "collect", t.TempDir(), "--config", cfg)
 	enrichers := []*furrow{startEnricher(t, cfg), startEnricher(t, cfg)}
 	ld := startRoleUntil(t, "load", listeningLoad, "--data-dir", loadDir, "--config", cfg)
@@ -77,7 +60,11 @@ destinations:
 		for i := 0; !stopTracker.Load(); i++ {
 			tr.TrackPageView(sp.PageViewEvent{PageUrl: str(fmt.Sprintf("https://shop.example.com/p/%d", i))})
 			tracked.Add(1)
-			time.Sleep(2 * time.Millisecond)
+			// Wait for the emitter's send loop before the next event: the
+			// tracker's emitter starts its loop without synchronization,
+			// which the race detector reports when events are added while
+			// a loop runs (a bug of the tracker, not of furrow).
+			emitter.Stop()
 		}
 	}()
 	pv := sendTraffic(col, "faults", nil)

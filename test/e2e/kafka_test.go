@@ -37,10 +37,7 @@ func TestCollectToKafka(t *testing.T) {
 	k := testutil.Kafka(t)
 	k.CreateTopic("snowplow-collector-payloads", 3)
 	k.CreateTopic("snowplow-collector-bad", 1)
-	cfg := filepath.Join(t.TempDir(), "furrow.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("drain_timeout: 60s\nstreams:\n  type: kafka\n  kafka:\n    brokers: [%s]\n", k.Addr())), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := kafkaConfig(t, k, "", "")
 	f := startRole(t, "collect", t.TempDir(), "--config", cfg)
 
 	tr := sendTraffic(f, "collect", nil)
@@ -156,19 +153,7 @@ func TestSplitPipelineKafka(t *testing.T) {
 	for name, parts := range map[string]int{"snowplow-collector-payloads": 4, "snowplow-collector-bad": 1, "snowplow-enriched": 2, "snowplow-bad": 1, "snowplow_json_event": 2} {
 		k.CreateTopic(name, parts)
 	}
-	cfg := filepath.Join(t.TempDir(), "furrow.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`drain_timeout: 60s
-streams:
-  type: kafka
-  kafka:
-    brokers: [%s]
-    session_timeout: 6s
-    enriched_partition_key: domain_userid
-    enriched_headers: [app_id]
-    topics: {json: snowplow_json_event}
-`, k.Addr())), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := kafkaConfig(t, k, "    enriched_partition_key: domain_userid\n    enriched_headers: [app_id]\n    topics: {json: snowplow_json_event}\n", "")
 	col := startRole(t, "collect", t.TempDir(), "--config", cfg)
 	enrichers := []*furrow{startEnricher(t, cfg), startEnricher(t, cfg)}
 
@@ -305,23 +290,7 @@ func TestKafkaLoadExactlyOnce(t *testing.T) {
 	}
 	pg := testutil.Postgres(t)
 	loadDir := t.TempDir()
-	cfg := filepath.Join(t.TempDir(), "furrow.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`drain_timeout: 60s
-streams:
-  type: kafka
-  kafka:
-    brokers: [%s]
-    session_timeout: 6s
-destinations:
-  - name: duck
-    type: duckdb
-    path: %s
-  - name: pg
-    type: postgres
-    dsn: %q
-`, k.Addr(), filepath.Join(loadDir, "furrow.duckdb"), pg.DSN())), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := kafkaConfig(t, k, "", duckAndPostgres(filepath.Join(loadDir, "furrow.duckdb"), pg.DSN()))
 	col := startRole(t, "collect", t.TempDir(), "--config", cfg)
 	enr := startEnricher(t, cfg)
 	startLoader := func() *furrow {
@@ -455,4 +424,23 @@ func kgoClient(t *testing.T, addr string) *kgo.Client {
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+// kafkaConfig writes a furrow configuration for the Kafka roles on k's
+// broker (a short session timeout, so that a killed member's partitions
+// move on within seconds), with extra settings under streams.kafka and
+// extra top-level YAML after.
+func kafkaConfig(t *testing.T, k *testutil.KafkaBroker, kafkaExtra, extra string) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "furrow.yaml")
+	body := fmt.Sprintf("drain_timeout: 120s\nstreams:\n  type: kafka\n  kafka:\n    brokers: [%s]\n    session_timeout: 6s\n%s%s", k.Addr(), kafkaExtra, extra)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// duckAndPostgres is the destinations list of the load tests.
+func duckAndPostgres(path, dsn string) string {
+	return fmt.Sprintf("destinations:\n  - name: duck\n    type: duckdb\n    path: %s\n  - name: pg\n    type: postgres\n    dsn: %q\n", path, dsn)
 }
