@@ -198,7 +198,7 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 			return nil, err
 		}
 		a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		if _, err := a.openEnrichRole(ctx); err != nil {
+		if err := a.openEnrichRole(ctx); err != nil {
 			return nil, err
 		}
 		ok = true

@@ -31,7 +31,7 @@ func isForwarder(name string) bool { return strings.HasPrefix(name, "kafka/") }
 func (a *App) openCollect() error {
 	k := a.cfg.Streams.Kafka
 	var err error
-	if a.kafka, err = kafka.NewClient(k, a.log); err != nil {
+	if a.kafka, err = kafka.NewClient(k); err != nil {
 		return err
 	}
 	key := kafka.RandomKey

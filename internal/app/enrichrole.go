@@ -27,17 +27,17 @@ import (
 // before it waits for the brokers and commits.
 const EnrichRoleFlushRecords = 5000
 
-func (a *App) openEnrichRole(ctx context.Context) (*App, error) {
+func (a *App) openEnrichRole(ctx context.Context) error {
 	cfg, k := a.cfg, a.cfg.Streams.Kafka
 	var err error
 	if a.policy, err = Policy(cfg, a.log); err != nil {
-		return nil, err
+		return err
 	}
 	if err := a.openEnricher(ctx, false); err != nil {
-		return nil, err
+		return err
 	}
-	if a.kafka, err = kafka.NewClient(k, a.log); err != nil {
-		return nil, err
+	if a.kafka, err = kafka.NewClient(k); err != nil {
+		return err
 	}
 	key := kafka.RandomKey
 	if k.EnrichedPartitionKey != "" {
@@ -68,27 +68,27 @@ func (a *App) openEnrichRole(ctx context.Context) (*App, error) {
 		// next start of this process fences what a crash left open.
 		id, err := logID(cfg.DataDir)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if a.kafkaTxn, err = kafka.NewTransactSession(k, group, k.Topics.Raw, "furrow-enrich-"+id); err != nil {
-			return nil, err
+			return err
 		}
 		lagClient = a.kafkaTxn.Client()
 	} else {
 		if a.kafkaSrc, err = kafka.NewSource(k, group, k.Topics.Raw, cfg.Enrich.BatchSize, a.log); err != nil {
-			return nil, err
+			return err
 		}
 		lagClient = a.kafkaSrc.Client()
 	}
 	if err := a.reg.Register(kafka.NewLagCollector(lagClient, group)); err != nil {
-		return nil, err
+		return err
 	}
 	if a.sockListener, err = listenSocket(cfg.DataDir); err != nil {
 		a.log.Warn("no local socket: metrics are not served", "err", err)
 	} else {
 		a.sockServer = &http.Server{Handler: socketHandler(nil, cfg.SQL, a.reg, a.log), ReadHeaderTimeout: 10 * time.Second}
 	}
-	return a, nil
+	return nil
 }
 
 // runEnrichRole enriches until ctx is done, then stops reading, stores

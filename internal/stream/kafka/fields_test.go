@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +61,7 @@ func FuzzTruncateUTF8(f *testing.F) {
 func TestUnreachableBrokers(t *testing.T) {
 	c := config.DefaultStreamsConfig().Kafka
 	c.Brokers = []string{"no-such-broker.invalid:9092"}
-	cl, err := NewClient(c, slog.New(slog.DiscardHandler))
+	cl, err := NewClient(c)
 	if err != nil {
 		t.Fatal(err)
 	}

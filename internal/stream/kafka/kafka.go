@@ -35,7 +35,7 @@ import (
 // client until it is acknowledged or fails for good. It does not wait
 // for the brokers: a client made while they are down connects once they
 // are up.
-func NewClient(c config.KafkaConfig, log *slog.Logger) (*kgo.Client, error) {
+func NewClient(c config.KafkaConfig) (*kgo.Client, error) {
 	opts, err := clientOpts(c)
 	if err != nil {
 		return nil, err

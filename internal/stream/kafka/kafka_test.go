@@ -20,7 +20,7 @@ func client(t *testing.T, addr string) *kgo.Client {
 	t.Helper()
 	c := config.DefaultStreamsConfig().Kafka
 	c.Brokers = []string{addr}
-	cl, err := NewClient(c, slog.New(slog.DiscardHandler))
+	cl, err := NewClient(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestSinkSASL(t *testing.T) {
 		c := config.DefaultStreamsConfig().Kafka
 		c.Brokers = []string{k.SASLAddr()}
 		c.SASL = config.KafkaSASL{Mechanism: "PLAIN", Username: testutil.KafkaSASLUser, Password: config.Secret(tt.password)}
-		cl, err := NewClient(c, slog.New(slog.DiscardHandler))
+		cl, err := NewClient(c)
 		if err != nil {
 			t.Fatal(err)
 		}
