@@ -63,6 +63,7 @@ type KafkaBroker struct {
 	dir      string // server.properties, log4j2 configs, broker.log, data/
 	port     int    // PLAINTEXT listener, for clients
 	saslPort int    // SASL_PLAINTEXT listener (PLAIN), for clients
+	tlsPort  int    // SSL listener, client certificates required
 	ctrlPort int    // CONTROLLER listener
 
 	cmd  *exec.Cmd
@@ -94,6 +95,9 @@ func Kafka(t testing.TB) *KafkaBroker {
 	}
 	for k.saslPort = freePort(t); k.saslPort == k.port || k.saslPort == k.ctrlPort; k.saslPort = freePort(t) {
 	}
+	for k.tlsPort = freePort(t); k.tlsPort == k.port || k.tlsPort == k.ctrlPort || k.tlsPort == k.saslPort; k.tlsPort = freePort(t) {
+	}
+	k.writeTLS()
 	k.writeConfig()
 	id, err := kafkaClusterID()
 	if err != nil {
@@ -377,13 +381,19 @@ func (k *KafkaBroker) writeConfig() {
 	broker := fmt.Sprintf("127.0.0.1:%d", k.port)
 	sasl := fmt.Sprintf("127.0.0.1:%d", k.saslPort)
 	ctrl := fmt.Sprintf("127.0.0.1:%d", k.ctrlPort)
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", k.tlsPort)
 	server := strings.Join([]string{
 		"process.roles=broker,controller",
 		"node.id=1",
 		"controller.quorum.bootstrap.servers=" + ctrl,
-		"listeners=PLAINTEXT://" + broker + ",SASL://" + sasl + ",CONTROLLER://" + ctrl,
-		"advertised.listeners=PLAINTEXT://" + broker + ",SASL://" + sasl + ",CONTROLLER://" + ctrl,
-		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"listeners=PLAINTEXT://" + broker + ",SASL://" + sasl + ",SSL://" + tlsAddr + ",CONTROLLER://" + ctrl,
+		"advertised.listeners=PLAINTEXT://" + broker + ",SASL://" + sasl + ",SSL://" + tlsAddr + ",CONTROLLER://" + ctrl,
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT",
+		"listener.name.ssl.ssl.keystore.type=PEM",
+		"listener.name.ssl.ssl.keystore.location=" + k.path("tls/broker.pem"),
+		"listener.name.ssl.ssl.truststore.type=PEM",
+		"listener.name.ssl.ssl.truststore.location=" + k.path("tls/ca.pem"),
+		"listener.name.ssl.ssl.client.auth=required",
 		"listener.name.sasl.sasl.enabled.mechanisms=PLAIN",
 		`listener.name.sasl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_` + KafkaSASLUser + `="` + KafkaSASLPassword + `";`,
 		"controller.listener.names=CONTROLLER",

@@ -497,8 +497,10 @@ func s3Objects(t *testing.T, s *testutil.S3Server) map[string][]byte {
 }
 
 var (
-	goodKey = regexp.MustCompile(`^good/\d{4}/\d{2}/\d{2}/\d{2}/[0-9-]+-\d{20}-\d{20}(\.tsv\.gz|\.parquet)$`)
-	badKey  = regexp.MustCompile(`^bad/com\.snowplowanalytics\.snowplow\.badrows\.[a-z_]+/model=\d+/\d{4}/\d{2}/\d{2}/\d{2}/[0-9-]+-\d{20}-\d{20}\.json\.gz$`)
+	// One state object, or one per Kafka partition (furrow load).
+	stateKey = regexp.MustCompile(`^_furrow/state(-[a-z][a-z0-9._-]*-\d+)?\.json$`)
+	goodKey  = regexp.MustCompile(`^good/\d{4}/\d{2}/\d{2}/\d{2}/[0-9-]+-([a-z][a-z0-9._-]*-\d+-)?\d{20}-\d{20}(\.tsv\.gz|\.parquet)$`)
+	badKey   = regexp.MustCompile(`^bad/com\.snowplowanalytics\.snowplow\.badrows\.[a-z_]+/model=\d+/\d{4}/\d{2}/\d{2}/\d{2}/[0-9-]+-([a-z][a-z0-9._-]*-\d+-)?\d{20}-\d{20}\.json\.gz$`)
 )
 
 // objectContents checks the objects of a files or s3 destination: keys
@@ -514,7 +516,7 @@ func objectContents(t *testing.T, dest string, objs map[string][]byte, goodExt s
 	goodObjs, badObjs := 0, 0
 	for key, body := range objs {
 		switch {
-		case key == "_furrow/state.json":
+		case stateKey.MatchString(key):
 			var st struct{ Position int64 }
 			if err := json.Unmarshal(body, &st); err != nil || st.Position <= 0 {
 				t.Errorf("%s: state object %q: %v", dest, body, err)

@@ -289,8 +289,14 @@ func TestKafkaLoadExactlyOnce(t *testing.T) {
 		k.CreateTopic(name, parts)
 	}
 	pg := testutil.Postgres(t)
-	loadDir := t.TempDir()
-	cfg := kafkaConfig(t, k, "", duckAndPostgres(filepath.Join(loadDir, "furrow.duckdb"), pg.DSN()))
+	s3srv := testutil.S3(t)
+	loadDir, filesDir := t.TempDir(), t.TempDir()
+	// DuckDB and Postgres keep their offsets in their transactions; files
+	// and S3 in one state object per partition.
+	objects := fmt.Sprintf("  - name: s3\n    type: s3\n    bucket: %s\n    prefix: %s\n    region: %s\n    endpoint: %q\n    path_style: true\n"+
+		"    access_key_id: %q\n    secret_access_key: %q\n    max_delay: 2s\n  - name: files\n    type: files\n    path: %q\n    max_delay: 2s\n",
+		s3srv.Bucket, s3Prefix, s3srv.Region, s3srv.Endpoint, s3srv.AccessKey, s3srv.Secret, filesDir)
+	cfg := kafkaConfig(t, k, "", duckAndPostgres(filepath.Join(loadDir, "furrow.duckdb"), pg.DSN())+objects)
 	col := startRole(t, "collect", t.TempDir(), "--config", cfg)
 	enr := startEnricher(t, cfg)
 	startLoader := func() *furrow {
@@ -319,24 +325,42 @@ func TestKafkaLoadExactlyOnce(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	time.Sleep(2 * time.Second) // DuckDB loads beside
+	// At rest, every group's committed offsets reach the end of each
+	// partition, past the enricher's transaction markers.
+	var lag map[string]float64
+	deadline = time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		lag = map[string]float64{}
+		m, _ := metrics(loadDir)
+		total := 0.0
+		for name, v := range m {
+			if strings.HasPrefix(name, "furrow_kafka_consumer_lag{") {
+				lag[name] = v
+				total += v
+			}
+		}
+		if len(lag) == 4*4 && total == 0 { // 4 groups, 3+1 partitions
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	ld.stop()
 	enr.stop()
 	// The loaders' groups deleted, as if Kafka lost their offsets: a new
 	// loader reads both topics from the start and skips everything, as
 	// the destinations hold it.
 	adm := kadm.NewClient(kgoClient(t, k.Addr()))
-	if _, err := adm.DeleteGroups(context.Background(), "furrow-load-duck", "furrow-load-pg"); err != nil {
+	if _, err := adm.DeleteGroups(context.Background(), "furrow-load-duck", "furrow-load-pg", "furrow-load-s3", "furrow-load-files"); err != nil {
 		t.Fatal(err)
 	}
 	again := startLoader()
 	deadline = time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && strings.Count(again.stderr.String(), "records the destination holds already, skipped") < 2 {
+	for time.Now().Before(deadline) && strings.Count(again.stderr.String(), "records the destination holds already, skipped") < 4 {
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
 	again.stop()
-	if n := strings.Count(again.stderr.String(), "records the destination holds already, skipped"); n < 2 {
+	if n := strings.Count(again.stderr.String(), "records the destination holds already, skipped"); n < 4 {
 		t.Fatalf("the loader started without offsets skipped %d batches:\n%s", n, again.stderr.String())
 	}
 
@@ -351,6 +375,29 @@ func TestKafkaLoadExactlyOnce(t *testing.T) {
 	for id := range acked {
 		if loaded[id] == 0 {
 			missing++
+		}
+	}
+	total := 0.0
+	for _, v := range lag {
+		total += v
+	}
+	if len(lag) != 16 || total != 0 {
+		t.Errorf("lag at rest: %d series, total %v, want 16 series at 0: %v", len(lag), total, lag)
+	}
+	for dest, objs := range map[string]map[string][]byte{"s3": s3Objects(t, s3srv), "files": dirObjects(t, filesDir)} {
+		got, _ := objectContents(t, dest, objs, ".tsv.gz")
+		rows, lost := 0, 0
+		for _, n := range got {
+			rows += n
+		}
+		for id := range acked {
+			if got[id] == 0 {
+				lost++
+			}
+		}
+		t.Logf("%s: %d objects, %d rows for %d ids, %d missing", dest, len(objs), rows, len(got), lost)
+		if rows != len(got) || lost > 0 {
+			t.Errorf("%s: %d rows for %d ids, %d of %d acknowledged missing", dest, rows, len(got), lost, want)
 		}
 	}
 	skips := 0

@@ -14,7 +14,9 @@
 //	<BadPrefix><partition>/<yyyy-MM-dd-HHmmss>-<Start>-<End>.json.gz
 //
 // Start and End are the batch's log positions, zero-padded to 20 digits
-// so that names sort as positions do. The time is that of the earliest
+// so that names sort as positions do. A destination loaded from several
+// streams (furrow load: one per Kafka partition, Options.Part) has
+// <Part>- before Start, and one state object per stream. The time is that of the earliest
 // row in the object. Good events are partitioned by their own
 // collector_tstamp (UTC), not the wall clock at upload as Snowplow's
 // loader does: a replay of the same batch then writes the same keys with
@@ -122,6 +124,11 @@ type Options struct {
 	// log was deleted and started again from 0) is not resumed from:
 	// the destination starts at position 0, and its objects stay.
 	Stream string
+	// Part, when set, names one of several streams loaded into the same
+	// prefixes (a Kafka partition: "<topic>-<partition>"): its state is
+	// kept in _furrow/state-<Part>.json, and its objects' names carry it
+	// before Start and End, so that the streams' positions never meet.
+	Part string
 }
 
 // Loader is a files destination; it implements loader.Loader.
@@ -129,6 +136,8 @@ type Loader struct {
 	o         Options
 	good, bad Template
 	ext       string
+	stateKey  string
+	part      string // "<Part>-" in object names, or empty
 
 	mu      sync.Mutex
 	closed  bool
@@ -218,6 +227,14 @@ func Open(ctx context.Context, o Options) (*Loader, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Part != "" {
+		if err := checkPath(o.Part); err != nil || strings.Contains(o.Part, "/") {
+			return nil, fmt.Errorf("files: part %q: must be one path segment", o.Part)
+		}
+		l.stateKey, l.part = "_furrow/state-"+o.Part+".json", o.Part+"-"
+	} else {
+		l.stateKey = StateKey
+	}
 	l.o = o
 	l.ratio.Store(math.Float64bits(1))
 	st, err := l.readState(ctx)
@@ -261,7 +278,7 @@ func prefix(p, def string) (string, error) {
 
 func (l *Loader) readState(ctx context.Context) (state, error) {
 	var st state
-	b, err := l.o.Store.Get(ctx, StateKey)
+	b, err := l.o.Store.Get(ctx, l.stateKey)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
@@ -269,7 +286,7 @@ func (l *Loader) readState(ctx context.Context) (state, error) {
 		return st, fmt.Errorf("files: read state: %w", err)
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("files: state %s is not valid: %w", StateKey, err)
+		return st, fmt.Errorf("files: state %s is not valid: %w", l.stateKey, err)
 	}
 	return st, nil
 }
@@ -279,7 +296,7 @@ func (l *Loader) writeState(ctx context.Context, st state) error {
 	if err != nil {
 		return err
 	}
-	if err := l.o.Store.Put(ctx, StateKey, bytes.NewReader(b)); err != nil {
+	if err := l.o.Store.Put(ctx, l.stateKey, bytes.NewReader(b)); err != nil {
 		return fmt.Errorf("files: write state: %w", err)
 	}
 	return nil
@@ -542,7 +559,7 @@ func (l *Loader) build(b loader.Batch, now time.Time) (goods, bads []*object, ra
 			k.WriteString(o.key)
 			k.WriteByte('/')
 		}
-		fmt.Fprintf(&k, "%s-%020d-%020d%s", t.Format("2006-01-02-150405"), b.Start, b.End, ext)
+		fmt.Fprintf(&k, "%s-%s%020d-%020d%s", t.Format("2006-01-02-150405"), l.part, b.Start, b.End, ext)
 		o.key = k.String()
 		return nil
 	}

@@ -220,3 +220,53 @@ func TestSinkSASL(t *testing.T) {
 		t.Logf("password %q: %v", tt.password, err)
 	}
 }
+
+// TestSinkTLS produces through the broker's TLS listener, which requires
+// a client certificate: with the CA and the certificate it works; without
+// the CA the broker's certificate is refused, and without the client
+// certificate the broker refuses furrow, each said in the error.
+func TestSinkTLS(t *testing.T) {
+	k := testutil.Kafka(t)
+	k.CreateTopic("raw", 1)
+	f := k.TLSFiles()
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		tls  config.KafkaTLS
+		ok   bool
+		says string
+	}{
+		{"mutual TLS", config.KafkaTLS{Enabled: true, CAFile: f.CA, CertFile: f.ClientCert, KeyFile: f.ClientKey}, true, ""},
+		{"unknown CA", config.KafkaTLS{Enabled: true, CertFile: f.ClientCert, KeyFile: f.ClientKey}, false, "certificate"},
+		{"no client certificate", config.KafkaTLS{Enabled: true, CAFile: f.CA}, false, "bad certificate"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.DefaultStreamsConfig().Kafka
+			c.Brokers = []string{k.TLSAddr()}
+			c.TLS = tt.tls
+			cl, err := NewClient(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			s := NewSink(cl, "raw", nil)
+			s.wait = 4 * time.Second
+			s.Write(ctx, []byte("x"))
+			err = s.Flush(ctx)
+			switch {
+			case tt.ok && err != nil:
+				t.Fatalf("%v", err)
+			case !tt.ok && err == nil:
+				t.Fatal("produced without a valid TLS setup")
+			case !tt.ok && !strings.Contains(err.Error(), tt.says):
+				t.Fatalf("error does not say %q: %v", tt.says, err)
+			}
+			t.Logf("%s: %v", tt.name, err)
+		})
+	}
+	// What the TLS listener took, read back through the plain one.
+	out := k.ConsoleConsume("raw", 1, 30*time.Second)
+	if len(out) != 1 || out[0] != "x" {
+		t.Fatalf("raw topic: %q", out)
+	}
+}
