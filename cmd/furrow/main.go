@@ -29,7 +29,7 @@ Usage:
   furrow enrich [flags]   only enrich: raw topic -> enriched and bad topics, in a
                           consumer group (streams.type: kafka)
   furrow load [flags]     only load: enriched and bad topics -> the destinations
-                          (duckdb, postgres), exactly once (streams.type: kafka)
+                          (duckdb, postgres, files, s3), exactly once (streams.type: kafka)
   furrow config [flags]   print the effective configuration as YAML
   furrow config --validate FILE
                           check a configuration as 'furrow run' would
@@ -37,6 +37,9 @@ Usage:
   furrow snowflake sql --destination NAME [--config FILE]  print the Snowflake SQL that loads a files or s3 destination
   furrow pseudonymize [--config FILE] VALUE...
                           print the pseudonym of each value under the configured key
+  furrow admin new-token  make an API token for admin.auth, and its hash
+  furrow admin hash-token < FILE
+                          print the hash (admin.auth.token_hashes) of a token
   furrow version          print the version
 
 Run 'furrow run -h' for the flags.
@@ -276,6 +279,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case "snowflake":
 		return runSnowflake(args[1:], stdout, stderr)
+	case "admin":
+		return runAdmin(args[1:], os.Stdin, stdout)
 	case "sql":
 		err := runSQL(ctx, args[1:], stdout, stderr)
 		if errors.Is(err, flag.ErrHelp) {

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,8 +17,10 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +29,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/furrow-io/furrow/internal/admin"
 	"github.com/furrow-io/furrow/internal/badrows"
 	"github.com/furrow-io/furrow/internal/collector"
 	"github.com/furrow-io/furrow/internal/config"
@@ -38,8 +42,10 @@ import (
 	"github.com/furrow-io/furrow/internal/micro"
 	"github.com/furrow-io/furrow/internal/pipeline"
 	"github.com/furrow-io/furrow/internal/pseudo"
+	"github.com/furrow-io/furrow/internal/stats"
 	"github.com/furrow-io/furrow/internal/stream"
 	"github.com/furrow-io/furrow/internal/stream/kafka"
+	"github.com/furrow-io/furrow/internal/tlsx"
 	"github.com/furrow-io/furrow/internal/wal"
 )
 
@@ -114,6 +120,7 @@ type App struct {
 	// The local socket: `furrow sql` and metrics (see Socket).
 	sockListener net.Listener
 	sockServer   *http.Server
+	sockQ        querier // what answers its queries, nil for none
 	enricher     *enrich.Enricher
 	resolver     *iglu.Resolver
 	stdout       *tsvWriter
@@ -133,6 +140,17 @@ type App struct {
 	kafkaJSON              *kafka.JSONSink
 	kafkaTxn               *kgo.GroupTransactSession // furrow enrich with exactly_once
 	kafkaLoads             []*kafkaLoad              // furrow load's, one per destination
+
+	// The admin surface (admin.go).
+	stats             *stats.Recorder // nil for furrow collect
+	sampler           *admin.Sampler
+	adminListener     net.Listener
+	adminServer       *http.Server
+	adminTLS          *tlsx.Provider
+	adminAuth         func(http.Handler) http.Handler
+	collectorTLS      *tlsx.Provider
+	microHTTP         http.Handler // Micro's API as a net/http handler
+	serving, draining atomic.Bool
 }
 
 // Role is the part of the pipeline a process runs.
@@ -152,8 +170,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	return NewRole(ctx, cfg, log, RoleRun)
 }
 
-// NewRole opens what role needs; Run starts serving.
+// NewRole opens what role needs, and the admin surface; Run starts
+// serving.
 func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (*App, error) {
+	a, err := newRole(ctx, cfg, log, role)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.openAdmin(ctx); err != nil {
+		a.closeAll(context.Background())
+		return nil, err
+	}
+	return a, nil
+}
+
+func newRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (*App, error) {
 	if err := Check(cfg); err != nil {
 		return nil, err
 	}
@@ -277,14 +308,15 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 		case len(a.stores) > 0:
 			q = a.stores[0] // the first duckdb destination
 		}
-		a.sockServer = &http.Server{Handler: socketHandler(q, cfg.SQL, a.reg, log), ReadHeaderTimeout: 10 * time.Second,
+		a.sockQ = q
+		a.sockServer = &http.Server{ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	}
 	switch {
-	case microOn && microNote != "":
+	case !microOn && cfg.Micro.Enabled == config.On:
 		log.Warn(microNote, "listen", cfg.Listen, "micro.enabled", cfg.Micro.Enabled)
 	case microNote != "":
-		log.Info(microNote, "listen", cfg.Listen, "micro.enabled", cfg.Micro.Enabled)
+		log.Info(microNote, "listen", cfg.Listen, "micro.enabled", cfg.Micro.Enabled, "admin.listen", cfg.Admin.Listen)
 	}
 	if microOn {
 		a.microS = micro.NewStore(Memory(cfg).MicroEvents)
@@ -309,7 +341,10 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 	// rather than being collected as /vendor/version tracker paths.
 	mh := microOff
 	if a.microS != nil {
-		mh = fasthttpadaptor.NewFastHTTPHandler(micro.Handler(a.microS, a.resolver))
+		a.microHTTP = micro.Handler(a.microS, a.resolver)
+		if !a.microOnAdmin() {
+			mh = fasthttpadaptor.NewFastHTTPHandler(a.microHTTP)
+		}
 	}
 	handler := func(ctx *fasthttp.RequestCtx) {
 		if bytes.HasPrefix(ctx.Path(), []byte("/micro/")) {
@@ -319,11 +354,28 @@ func NewRole(ctx context.Context, cfg config.Config, log *slog.Logger, role Role
 		col.Handle(ctx)
 	}
 	a.server = col.NewServer(handler, collector.DefaultServerOptions())
-	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+	if a.listener, err = a.listenCollector(ctx); err != nil {
 		return nil, err
 	}
 	ok = true
 	return a, nil
+}
+
+// listenCollector opens the collector's listener, over TLS when the tls
+// section says so. The collector's server (fasthttp) speaks HTTP/1.1
+// only, so h2 is not offered to browsers there.
+func (a *App) listenCollector(ctx context.Context) (net.Listener, error) {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil || !a.cfg.TLS.Enabled() {
+		return ln, err
+	}
+	if a.collectorTLS, err = a.tlsProvider(ctx, "tls", a.cfg.TLS); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	tc := a.collectorTLS.TLSConfig()
+	tc.NextProtos = slices.DeleteFunc(slices.Clone(tc.NextProtos), func(p string) bool { return p == "h2" })
+	return tls.NewListener(ln, tc), nil
 }
 
 // openEnricher loads the Iglu resolver, the enrichments and the enricher;
@@ -456,7 +508,7 @@ func (a *App) Run(ctx context.Context) error {
 		badSrc = a.enriched.Source("collector-bad", badSrc)
 	}
 	enr := &pipeline.Enrich{Source: rawSrc, Enricher: a.enricher, Good: good, Bad: bad, Observers: observers,
-		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg, Health: a.health.Component("enrich")}
+		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg, Health: a.health.Component("enrich"), Stats: a.stats}
 	switch {
 	case a.store != nil:
 		// Under traffic, load one row group at a time.
@@ -467,7 +519,7 @@ func (a *App) Run(ctx context.Context) error {
 		// load test than 4,096 or 16,384 outputs (see README).
 		enr.FlushRecords, enr.FlushInterval = EnrichedFrameRecords, time.Second
 	}
-	fwd := &pipeline.Forward{Source: badSrc, Sink: fwdSink, Logger: a.log, Health: a.health.Component("forward"), Observe: func(recs [][]byte) {
+	fwd := &pipeline.Forward{Source: badSrc, Sink: fwdSink, Logger: a.log, Health: a.health.Component("forward"), Stats: a.stats, Observe: func(recs [][]byte) {
 		if a.microS != nil {
 			a.microS.Observe(nil, recs)
 		}
@@ -506,10 +558,14 @@ func (a *App) Run(ctx context.Context) error {
 	if a.GovernMemory {
 		go newGovernor(int64(a.cfg.MemoryLimit), Memory(a.cfg).GoHeap).run(hard, 100*time.Millisecond, a.log)
 	}
-	go a.serveSocket()
+	go a.serveSocket(ctx)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
-	a.log.Info("furrow is running", "collector", "http://"+a.Addr(), "data_dir", a.cfg.DataDir,
+	scheme := "http://"
+	if a.collectorTLS != nil {
+		scheme = "https://"
+	}
+	a.log.Info("furrow is running", "collector", scheme+a.Addr(), "data_dir", a.cfg.DataDir,
 		"destinations", destinationNames(a.cfg), "micro", a.microS != nil)
 
 	running := len(stages)

@@ -2,7 +2,7 @@ package app
 
 import (
 	"bytes"
-	"net"
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -43,7 +43,7 @@ func (a *App) openCollect() error {
 	if a.sockListener, err = listenSocket(a.cfg.DataDir); err != nil {
 		a.log.Warn("no local socket: metrics are not served", "err", err)
 	} else {
-		a.sockServer = &http.Server{Handler: socketHandler(nil, a.cfg.SQL, a.reg, a.log), ReadHeaderTimeout: 10 * time.Second}
+		a.sockServer = &http.Server{ReadHeaderTimeout: 10 * time.Second}
 	}
 	col, err := collector.New(collector.Options{
 		Config: a.cfg.Collector, Good: a.raw.Sink(), Bad: a.bad.Sink(),
@@ -61,7 +61,7 @@ func (a *App) openCollect() error {
 		}
 		col.Handle(ctx)
 	}, collector.DefaultServerOptions())
-	a.listener, err = net.Listen("tcp", a.cfg.Listen)
+	a.listener, err = a.listenCollector(context.Background())
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/furrow-io/furrow/internal/event"
 	"github.com/furrow-io/furrow/internal/pipeline"
+	"github.com/furrow-io/furrow/internal/stats"
 	"github.com/furrow-io/furrow/internal/stream/kafka"
 )
 
@@ -86,7 +87,7 @@ func (a *App) openEnrichRole(ctx context.Context) error {
 	if a.sockListener, err = listenSocket(cfg.DataDir); err != nil {
 		a.log.Warn("no local socket: metrics are not served", "err", err)
 	} else {
-		a.sockServer = &http.Server{Handler: socketHandler(nil, cfg.SQL, a.reg, a.log), ReadHeaderTimeout: 10 * time.Second}
+		a.sockServer = &http.Server{ReadHeaderTimeout: 10 * time.Second}
 	}
 	return nil
 }
@@ -100,7 +101,7 @@ func (a *App) runEnrichRole(ctx context.Context) error {
 	}
 	enr := &pipeline.Enrich{Source: a.kafkaSrc, Enricher: a.enricher, Good: a.kafkaGoodOut, Bad: a.kafkaBadOut,
 		Workers: a.cfg.Enrich.Workers, Logger: a.log, Registry: a.reg, Health: a.health.Component("enrich"),
-		FlushRecords: EnrichRoleFlushRecords, FlushInterval: time.Second}
+		FlushRecords: EnrichRoleFlushRecords, FlushInterval: time.Second, Stats: a.stats}
 	if a.stdout != nil {
 		enr.Observers = append(enr.Observers, a.stdout)
 	}
@@ -108,7 +109,7 @@ func (a *App) runEnrichRole(ctx context.Context) error {
 	defer abort()
 	done := make(chan error, 1)
 	go func() { done <- enr.Run(hard) }()
-	go a.serveSocket()
+	go a.serveSocket(ctx)
 	k := a.cfg.Streams.Kafka
 	a.log.Info("furrow is running", "role", "enrich", "brokers", k.Brokers, "from", k.Topics.Raw, "group", k.ConsumerGroup+"-enrich",
 		"to", k.Topics.Enriched+", "+k.Topics.Bad)
@@ -146,7 +147,7 @@ func (a *App) runEnrichRole(ctx context.Context) error {
 func (a *App) runEnrichTransactions(ctx context.Context) error {
 	k := a.cfg.Streams.Kafka
 	h := a.health.Component("enrich")
-	go a.serveSocket()
+	go a.serveSocket(ctx)
 	a.log.Info("furrow is running", "role", "enrich", "brokers", k.Brokers, "from", k.Topics.Raw, "group", k.ConsumerGroup+"-enrich",
 		"to", k.Topics.Enriched+", "+k.Topics.Bad, "exactly_once", true)
 	sess := a.kafkaTxn
@@ -206,6 +207,7 @@ func (a *App) runEnrichTransactions(ctx context.Context) error {
 			}
 			continue
 		}
+		a.stats.Add(stats.Summarize(good, bad))
 		h.OK()
 	}
 	if runErr != nil {

@@ -67,6 +67,8 @@ type kafkaLoad struct {
 	budget               int
 	quietLoads, eachPoll bool
 
+	noteLoad func(destination string, good, bad int)
+
 	// mu keeps the loop's state from the rebalance callbacks, which drop
 	// the partitions taken away.
 	mu    sync.Mutex
@@ -86,6 +88,7 @@ type partitionLoad struct {
 	// and b holds none of them.
 	b          loader.Batch
 	good       int // good lines in b, staged or not
+	records    int // records in b
 	bytes      int // bytes of b's lines in memory
 	staged     int // bytes of b's lines a Stager staged
 	since      time.Time
@@ -108,8 +111,12 @@ func (a *App) openLoadRole(ctx context.Context) error {
 	if budget == 0 { // a lone duckdb destination: the fused path's plan
 		budget = int(min(max(Memory(a.cfg).GoHeap/3, 4<<20), 256<<20))
 	}
+	noteLoad, err := loader.NoteLoads(a.reg)
+	if err != nil {
+		return err
+	}
 	for _, d := range a.cfg.EffectiveDestinations() {
-		kl := &kafkaLoad{a: a, d: d, parts: map[string]*partitionLoad{}, budget: budget}
+		kl := &kafkaLoad{a: a, d: d, parts: map[string]*partitionLoad{}, budget: budget, noteLoad: noteLoad}
 		switch {
 		case d.DuckDB != nil:
 			var reg prometheus.Registerer
@@ -170,15 +177,13 @@ func (a *App) openLoadRole(ctx context.Context) error {
 	if err := a.reg.Register(kafka.NewLagCollector(a.kafkaLoads[0].cl, groups...)); err != nil {
 		return err
 	}
-	var err error
 	if a.sockListener, err = listenSocket(a.cfg.DataDir); err != nil {
 		a.log.Warn("no local socket: furrow sql cannot query this furrow while it runs, and metrics are not served", "err", err)
 	} else {
-		var q querier
 		if len(a.stores) > 0 {
-			q = a.stores[0]
+			a.sockQ = a.stores[0]
 		}
-		a.sockServer = &http.Server{Handler: socketHandler(q, a.cfg.SQL, a.reg, a.log), ReadHeaderTimeout: 10 * time.Second}
+		a.sockServer = &http.Server{ReadHeaderTimeout: 10 * time.Second}
 	}
 	return nil
 }
@@ -446,6 +451,7 @@ func (kl *kafkaLoad) take(ctx context.Context, topic string, partition int32, re
 		default:
 			pl.b.Start, pl.b.End, pl.since, pl.good = r.Offset, r.Offset+1, time.Now(), 0
 		}
+		pl.records++
 		if good {
 			pl.b.Good = append(pl.b.Good, r.Value)
 			pl.good++
@@ -475,11 +481,16 @@ func (kl *kafkaLoad) flush(ctx context.Context, pl *partitionLoad) error {
 	if err := kl.retry(ctx, func() error { return pl.l.Load(ctx, pl.b) }); err != nil {
 		return err
 	}
+	if pl.topic == kl.a.cfg.Streams.Kafka.Topics.Enriched {
+		kl.noteLoad(kl.d.Name, pl.records, 0)
+	} else {
+		kl.noteLoad(kl.d.Name, 0, pl.records)
+	}
 	clear(pl.b.Good)
 	clear(pl.b.Bad)
 	pl.stored, pl.next = pl.b.End, pl.b.End
 	pl.b = loader.Batch{Start: -1, Good: pl.b.Good[:0], Bad: pl.b.Bad[:0]}
-	pl.bytes, pl.staged, pl.good = 0, 0, 0
+	pl.bytes, pl.staged, pl.good, pl.records = 0, 0, 0, 0
 	return nil
 }
 
@@ -497,7 +508,7 @@ func (kl *kafkaLoad) close(ctx context.Context) {
 // runLoadRole loads every destination until ctx is done, then finishes
 // the loads in progress and closes.
 func (a *App) runLoadRole(ctx context.Context) error {
-	go a.serveSocket()
+	go a.serveSocket(ctx)
 	k := a.cfg.Streams.Kafka
 	a.log.Info("furrow is running", "role", "load", "brokers", k.Brokers, "from", k.Topics.Enriched+", "+k.Topics.Bad, "destinations", destinationNames(a.cfg))
 	var wg sync.WaitGroup

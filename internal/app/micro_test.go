@@ -60,7 +60,7 @@ func TestMicroOnlyOnLoopback(t *testing.T) {
 	tests := []test{
 		{"loopback, auto", "127.0.0.1:0", config.Auto, "127.0.0.1", true, "level=INFO msg=\"furrow is running\""},
 		{"all addresses, auto", "0.0.0.0:0", config.Auto, "127.0.0.1", false, "level=INFO msg=\"Micro's API is off: the listen address is not loopback"},
-		{"all addresses, true", "0.0.0.0:0", config.On, "127.0.0.1", true, "level=WARN msg=\"Micro's API is served on a listen address that is not loopback"},
+		{"all addresses, true", "0.0.0.0:0", config.On, "127.0.0.1", false, "level=WARN msg=\"Micro's API is not served: the listen address is not loopback"},
 		{"loopback, false", "127.0.0.1:0", config.Off, "127.0.0.1", false, "micro=false"},
 	}
 	if ip := nonLoopbackIP(t); ip != "" {

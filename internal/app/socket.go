@@ -12,10 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/furrow-io/furrow/internal/config"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
 
@@ -58,19 +54,16 @@ type querier interface {
 	Query(ctx context.Context, query string, lim duckdb.Limits, w io.Writer) error
 }
 
-// socketHandler serves the socket: /sql with s (nil when DuckDB is
-// disabled), each query within lim, and /metrics from g.
-func socketHandler(s querier, lim config.SQLConfig, g prometheus.Gatherer, log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	if s != nil {
-		mux.Handle("/sql", queryHandler(s, duckdb.Limits{Timeout: lim.Timeout, MaxResultBytes: lim.MaxResultBytes}, log))
-	} else {
-		mux.HandleFunc("/sql", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "the DuckDB warehouse is disabled (duckdb.enabled: false)", http.StatusNotFound)
+// sqlHandler answers furrow sql's queries with s (nil when DuckDB is
+// disabled), each within the sql section's limits.
+func (a *App) sqlHandler(s querier) http.Handler {
+	if s == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "the DuckDB warehouse is disabled (duckdb.enabled: false) or this role has none", http.StatusNotFound)
 		})
 	}
-	return mux
+	lim := a.cfg.SQL
+	return queryHandler(s, duckdb.Limits{Timeout: lim.Timeout, MaxResultBytes: lim.MaxResultBytes}, a.log)
 }
 
 // writeMargin is how long past its time limit a query's answer may take
@@ -135,18 +128,30 @@ func (s *startedWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// serveSocket serves the socket until it is closed.
-func (a *App) serveSocket() {
+// serveSocket serves the socket until it is closed, and the admin
+// listener (serveAdmin); readiness turns on, and off again once ctx is
+// done (draining).
+func (a *App) serveSocket(ctx context.Context) {
+	a.serving.Store(true)
+	go func() {
+		<-ctx.Done()
+		a.draining.Store(true)
+	}()
+	go a.serveAdmin(ctx)
 	if a.sockServer == nil {
 		return
 	}
+	a.sockServer.Handler = a.adminHandler(a.sockQ, true)
 	if err := a.sockServer.Serve(a.sockListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.log.Error("socket", "path", Socket(a.cfg.DataDir), "err", err)
 	}
 }
 
-// stopSocket closes the socket, cancelling queries in progress.
+// stopSocket closes the socket, cancelling queries in progress, and the
+// admin listener.
 func (a *App) stopSocket() {
+	a.draining.Store(true)
+	a.stopAdmin(context.Background())
 	if a.sockServer != nil {
 		a.sockServer.Close()
 	}

@@ -14,10 +14,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/furrow-io/furrow/internal/admin"
 	"github.com/furrow-io/furrow/internal/badrows"
+	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/config"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
+
+// socketHandler is the socket's handler of an App that has only these.
+func socketHandler(q querier, lim config.SQLConfig, reg *prometheus.Registry, log *slog.Logger) http.Handler {
+	cfg := config.Default()
+	cfg.SQL = lim
+	a := &App{cfg: cfg, log: log, reg: reg, health: health.New(log, 0), sampler: admin.NewSampler(reg)}
+	return a.adminHandler(q, true)
+}
 
 func TestSocketHandler(t *testing.T) {
 	ctx := context.Background()

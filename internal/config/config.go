@@ -39,6 +39,11 @@ type Config struct {
 	// Streams joins the stages: the embedded log, or Kafka for the roles
 	// run apart (furrow collect, ...).
 	Streams StreamsConfig `yaml:"streams"`
+	// TLS serves the collector over HTTPS (absent: plain HTTP, the
+	// default on loopback).
+	TLS TLSConfig `yaml:"tls"`
+	// Admin is the admin surface (see AdminConfig).
+	Admin AdminConfig `yaml:"admin"`
 
 	// OutputTSV also prints every enriched event to stdout, one TSV line
 	// each, like Micro's --output-tsv.
@@ -130,15 +135,22 @@ func (c *Config) MicroOn() (on bool, note string) {
 		return false, ""
 	case loopback:
 		return true, ""
+	case c.Admin.Listen != "":
+		return true, "Micro's API is served on the admin listener (admin.listen), behind its authentication, " +
+			"and not on the collector's port, which is not loopback"
 	case c.Micro.Enabled == On:
-		return true, "Micro's API is served on a listen address that is not loopback: anyone who reaches it can read the raw events " +
-			"Micro keeps (request headers with cookies and Authorization, IP addresses, user ids, URLs) and wipe them with /micro/reset. " +
-			"Micro is for local testing; set micro.enabled to auto or false to turn it off"
+		return false, "Micro's API is not served: the listen address is not loopback, and Micro would show the raw events " +
+			"(request headers with cookies and Authorization, IP addresses, user ids) to anyone who reaches the collector. " +
+			"Set admin.listen to serve it on the admin listener, behind its TLS and authentication"
 	default:
 		return false, "Micro's API is off: the listen address is not loopback, and Micro would show the raw events " +
-			"(request headers with cookies, IP addresses) to anyone who reaches it. Set micro.enabled to true to serve it there anyway"
+			"(request headers with cookies, IP addresses) to anyone who reaches it. Set admin.listen to serve it on the authenticated admin listener"
 	}
 }
+
+// IsLoopback tells whether a listen address is on loopback only (see
+// isLoopback).
+func IsLoopback(listen string) bool { return isLoopback(listen) }
 
 // isLoopback tells whether a listen address's host is a loopback address
 // or localhost. Other host names are not looked up: they could name any
@@ -169,6 +181,7 @@ func Default() Config {
 		SQL:          DefaultSQLConfig(),
 		Pseudonymize: pseudo.Default(),
 		Streams:      DefaultStreamsConfig(),
+		Admin:        DefaultAdminConfig(),
 		DrainTimeout: 10 * time.Second,
 		MemoryLimit:  512 << 20,
 	}
@@ -223,6 +236,8 @@ func (c *Config) Validate() error {
 		{"sql", c.SQL.Validate()},
 		{"pseudonymize", c.Pseudonymize.Validate()},
 		{"streams", c.Streams.Validate()},
+		{"tls", c.TLS.Validate()},
+		{"admin", c.Admin.Validate()},
 	} {
 		errs = append(errs, within(s.name, s.err)...)
 	}

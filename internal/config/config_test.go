@@ -267,15 +267,15 @@ func TestMicroOn(t *testing.T) {
 		{"LocalHost:0", Auto, true, ""},
 		{"0.0.0.0:9090", Auto, false, "not loopback"},
 		{"[::]:9090", Auto, false, "not loopback"},
-		{":9090", Auto, false, "Set micro.enabled to true"},
+		{":9090", Auto, false, "Set admin.listen"},
 		{"192.0.2.7:9090", Auto, false, "Micro's API is off"},
 		{"[fe80::1%eth0]:9090", Auto, false, "not loopback"},
 		{"collector.internal:9090", Auto, false, "not loopback"},
 		{"localhost.example.com:9090", Auto, false, "not loopback"},
 		{"127.0.0.1:9090", On, true, ""},
-		{"0.0.0.0:9090", On, true, "wipe them with /micro/reset"},
-		{":9090", On, true, "cookies and Authorization"},
-		{"192.0.2.7:9090", On, true, "set micro.enabled to auto or false"},
+		{"0.0.0.0:9090", On, false, "Set admin.listen"},
+		{":9090", On, false, "cookies and Authorization"},
+		{"192.0.2.7:9090", On, false, "not served"},
 		{"127.0.0.1:9090", Off, false, ""},
 		{"0.0.0.0:9090", Off, false, ""},
 	}
@@ -283,6 +283,13 @@ func TestMicroOn(t *testing.T) {
 		c := Default()
 		c.Listen, c.Micro.Enabled = tt.listen, tt.enabled
 		on, note := c.MicroOn()
+		if !tt.on && tt.enabled != Off && !isLoopback(tt.listen) {
+			// With the admin listener, Micro is served there instead.
+			c.Admin.Listen = "127.0.0.1:9443"
+			if on, note := c.MicroOn(); !on || !strings.Contains(note, "admin listener") {
+				t.Errorf("listen %s with admin.listen: on %v, note %q", tt.listen, on, note)
+			}
+		}
 		if on != tt.on || (tt.note == "") != (note == "") || !strings.Contains(note, tt.note) {
 			t.Errorf("listen %s, micro.enabled %s: on %v, note %q; want %v and a note with %q", tt.listen, tt.enabled, on, note, tt.on, tt.note)
 		}

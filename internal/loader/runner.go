@@ -474,3 +474,18 @@ func (r *Runner) retry(ctx context.Context, f func() error) error {
 		}
 	}
 }
+
+// NoteLoads returns how a destination loaded without a Runner (furrow
+// load, from Kafka) records its loads in the Runner's metrics of reg:
+// rows, bad rows and the time of the last load.
+func NoteLoads(reg prometheus.Registerer) (func(destination string, good, bad int), error) {
+	m, err := metricsFor(reg)
+	if err != nil {
+		return nil, err
+	}
+	return func(dest string, good, bad int) {
+		m.rows.WithLabelValues(dest).Add(float64(good))
+		m.bad.WithLabelValues(dest).Add(float64(bad))
+		m.lastLoad.WithLabelValues(dest).SetToCurrentTime()
+	}, nil
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/furrow-io/furrow/internal/enrich"
 	"github.com/furrow-io/furrow/internal/health"
+	"github.com/furrow-io/furrow/internal/stats"
 	"github.com/furrow-io/furrow/internal/stream"
 )
 
@@ -57,6 +58,9 @@ type Enrich struct {
 	// Health, if set, hears of every failed and successful read, write
 	// and flush (see package health).
 	Health *health.Component
+	// Stats, if set, counts each batch's outputs once it is acknowledged
+	// (after its commit), for the agent API's /v1/stats.
+	Stats *stats.Recorder
 
 	soft softStop
 }
@@ -103,6 +107,7 @@ type written struct {
 	ack     func(context.Context) error
 	records int
 	good    int
+	stats   *stats.Counts // nil without Enrich.Stats
 }
 
 // flushJob asks the flusher to flush the sinks and acknowledge batches.
@@ -312,7 +317,11 @@ func (p *Enrich) run(ctx context.Context) error {
 		if len(pending) == 0 {
 			oldest = time.Now()
 		}
-		pending = append(pending, written{w.batch.Ack, len(w.batch.Records), len(lines)})
+		var counts *stats.Counts
+		if p.Stats != nil {
+			counts = stats.Summarize(w.good, w.bad)
+		}
+		pending = append(pending, written{w.batch.Ack, len(w.batch.Records), len(lines), counts})
 		pendingCount += len(lines) + len(w.bad)
 		// A block sink is flushed as soon as it holds a block, counting
 		// the lines the last flush kept: it then loads one block, keeps
@@ -358,6 +367,9 @@ func (p *Enrich) flushAndAck(ctx context.Context, j flushJob, bf stream.BlockFlu
 	if n > 0 {
 		if err := retry(ctx, p.Logger, p.RetryDelay, p.Health, func() error { return j.batches[n-1].ack(ctx) }); err != nil {
 			return nil, err
+		}
+		for _, b := range j.batches[:n] {
+			p.Stats.Add(b.stats)
 		}
 		if p.Health != nil {
 			p.Health.OK()
@@ -476,6 +488,8 @@ type Forward struct {
 	Logger     *slog.Logger
 	RetryDelay time.Duration
 	Health     *health.Component // as Enrich.Health
+	// Stats, if set, counts the records as bad rows once acknowledged.
+	Stats *stats.Recorder
 
 	soft softStop
 }
@@ -524,6 +538,9 @@ func (f *Forward) Run(ctx context.Context) error {
 		}
 		if f.Health != nil {
 			f.Health.OK()
+		}
+		if f.Stats != nil {
+			f.Stats.Add(stats.SummarizeBad(recs))
 		}
 		if f.Observe != nil {
 			f.Observe(recs)

@@ -75,7 +75,7 @@ func (s *safeBuffer) String() string {
 	return s.b.String()
 }
 
-var listening = regexp.MustCompile(`collector=http://([0-9.:]+)`)
+var listening = regexp.MustCompile(`collector=https?://(\S+)`)
 
 // start runs `furrow run` on a free port with dataDir and extra flags and
 // waits until it listens.

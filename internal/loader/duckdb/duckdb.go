@@ -99,6 +99,15 @@ type Store struct {
 	done chan struct{}
 
 	loaded, parseErrors, badLoaded prometheus.Counter
+	lastLoad                       atomic.Int64 // Unix nanoseconds of the last load that stored rows
+}
+
+// LastLoad is when the store last committed a load, zero before any.
+func (s *Store) LastLoad() time.Time {
+	if n := s.lastLoad.Load(); n > 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // table is one table's staging. Writers append to cur under mu; a flush
@@ -162,7 +171,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.loaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_events_loaded_total", Help: "Enriched events loaded into DuckDB."})
 	s.badLoaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_bad_rows_loaded_total", Help: "Bad rows loaded into DuckDB."})
 	s.parseErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "furrow_duckdb_parse_errors_total", Help: "Enriched lines rejected by the loader as loader_parsing_error."})
-	for _, c := range []prometheus.Collector{s.loaded, s.badLoaded, s.parseErrors} {
+	lastLoad := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "furrow_duckdb_last_load_timestamp_seconds", Help: "When DuckDB last committed a load (Unix seconds; 0 before any)."},
+		func() float64 { return float64(s.lastLoad.Load()) / 1e9 })
+	for _, c := range []prometheus.Collector{s.loaded, s.badLoaded, s.parseErrors, lastLoad} {
 		if err := o.Registry.Register(c); err != nil {
 			s.db.Close()
 			return nil, err

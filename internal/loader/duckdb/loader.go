@@ -282,6 +282,7 @@ func (l *storeLoader) load(ctx context.Context, b loader.Batch, st *stagedBatch)
 			if !skipped {
 				s.loaded.Add(float64(st.good.lines() + st.tail.lines()))
 				s.badLoaded.Add(float64(st.bad.lines()))
+				s.lastLoad.Store(time.Now().UnixNano())
 				s.parseErrors.Add(float64(st.parseErrors))
 			}
 			st.reset()
@@ -368,6 +369,7 @@ func (l *storeLoader) load(ctx context.Context, b loader.Batch, st *stagedBatch)
 	}
 	s.loaded.Add(float64(len(good)))
 	s.badLoaded.Add(float64(len(bad)))
+	s.lastLoad.Store(time.Now().UnixNano())
 	s.parseErrors.Add(float64(parseErrors))
 	return nil
 }
