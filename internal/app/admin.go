@@ -79,6 +79,21 @@ func (a *App) tlsProvider(ctx context.Context, name string, t config.TLSConfig) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	if t.ACME != nil && t.ACME.HTTPListen != "" {
+		// HTTP-01 challenges; everything else is sent to https.
+		ln, err := net.Listen("tcp", t.ACME.HTTPListen)
+		if err != nil {
+			p.Close(ctx)
+			return nil, fmt.Errorf("%s.acme.http_listen: %w", name, err)
+		}
+		srv := &http.Server{Handler: p.HTTPHandler(nil), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+		a.acmeHTTP = append(a.acmeHTTP, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("ACME HTTP-01 listener", "addr", t.ACME.HTTPListen, "err", err)
+			}
+		}()
+	}
 	return p, nil
 }
 
@@ -243,6 +258,9 @@ func (a *App) stopAdmin(ctx context.Context) {
 		cancel()
 	} else if a.adminListener != nil {
 		a.adminListener.Close()
+	}
+	for _, srv := range a.acmeHTTP {
+		srv.Close()
 	}
 	for _, p := range []*tlsx.Provider{a.adminTLS, a.collectorTLS} {
 		if p != nil {

@@ -149,7 +149,8 @@ type App struct {
 	adminTLS          *tlsx.Provider
 	adminAuth         func(http.Handler) http.Handler
 	collectorTLS      *tlsx.Provider
-	microHTTP         http.Handler // Micro's API as a net/http handler
+	acmeHTTP          []*http.Server // HTTP-01 listeners (tls.acme.http_listen)
+	microHTTP         http.Handler   // Micro's API as a net/http handler
 	serving, draining atomic.Bool
 }
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/furrow-io/furrow/internal/admin"
 	"github.com/furrow-io/furrow/internal/badrows"
-	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/config"
+	"github.com/furrow-io/furrow/internal/health"
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
 
