@@ -68,6 +68,7 @@ type kafkaLoad struct {
 	quietLoads, eachPoll bool
 
 	noteLoad func(destination string, good, bad int)
+	retrier  *loader.Retrier
 
 	// mu keeps the loop's state from the rebalance callbacks, which drop
 	// the partitions taken away.
@@ -117,6 +118,9 @@ func (a *App) openLoadRole(ctx context.Context) error {
 	}
 	for _, d := range a.cfg.EffectiveDestinations() {
 		kl := &kafkaLoad{a: a, d: d, parts: map[string]*partitionLoad{}, budget: budget, noteLoad: noteLoad}
+		if kl.retrier, err = loader.NewRetrier(a.reg, d.Name, a.health.Component("destination/"+d.Name), a.log, PermanentRetryDelay); err != nil {
+			return err
+		}
 		switch {
 		case d.DuckDB != nil:
 			var reg prometheus.Registerer
@@ -365,33 +369,9 @@ func (kl *kafkaLoad) step(ctx context.Context, fetches kgo.Fetches, all bool) er
 	return nil
 }
 
-// retry runs f until it succeeds or ctx is done, waiting between
-// attempts as the destination's runner does.
-func (kl *kafkaLoad) retry(ctx context.Context, f func() error) error {
-	h := kl.a.health.Component("destination/" + kl.d.Name)
-	delay := 100 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := delay
-		if !loader.IsRetryable(err) {
-			wait = PermanentRetryDelay
-			kl.a.log.Error("destination refused: fix its configuration or permissions; furrow tries again", "destination", kl.d.Name, "err", err, "in", wait.String())
-		}
-		h.Fail(err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		delay = min(2*delay, 5*time.Second)
-	}
-}
+// retry runs f until it succeeds or ctx is done, as the destination's
+// runner does (loader.Retrier).
+func (kl *kafkaLoad) retry(ctx context.Context, f func() error) error { return kl.retrier.Do(ctx, f) }
 
 // take adds one partition's records to its batch, skipping those the
 // destination holds and the control records, and loads the batch

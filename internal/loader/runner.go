@@ -441,6 +441,38 @@ func (r *Runner) read(ctx context.Context, rd *wal.Reader, stored int64, due int
 // retry runs f until it succeeds or ctx is done; a permanent error ends
 // it too, unless PermanentRetryDelay is set.
 func (r *Runner) retry(ctx context.Context, f func() error) error {
+	rt := Retrier{Name: r.Name, RetryDelay: r.RetryDelay, MaxRetryDelay: r.MaxRetryDelay,
+		PermanentRetryDelay: r.PermanentRetryDelay, Health: r.Health, Logger: r.Logger, m: r.m}
+	return rt.Do(ctx, f)
+}
+
+// Retrier retries a destination's loads and opens as its Runner does:
+// retryable errors with backoff from RetryDelay to MaxRetryDelay, permanent
+// ones every PermanentRetryDelay (logged at error level), or not at all
+// without it; each retry counted in furrow_destination_retries_total and
+// reported to Health. For destinations loaded without a Runner (furrow
+// load): see NewRetrier.
+type Retrier struct {
+	Name                                           string
+	RetryDelay, MaxRetryDelay, PermanentRetryDelay time.Duration
+	Health                                         *health.Component
+	Logger                                         *slog.Logger
+	m                                              *runnerMetrics
+}
+
+// NewRetrier returns a Retrier of destination name whose retries are
+// counted in reg's destination metrics (shared with its Runners).
+func NewRetrier(reg prometheus.Registerer, name string, h *health.Component, log *slog.Logger, permanentDelay time.Duration) (*Retrier, error) {
+	m, err := metricsFor(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Retrier{Name: name, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 5 * time.Second,
+		PermanentRetryDelay: permanentDelay, Health: h, Logger: log, m: m}, nil
+}
+
+// Do runs f until it succeeds or ctx is done.
+func (r *Retrier) Do(ctx context.Context, f func() error) error {
 	delay := r.RetryDelay
 	for {
 		err := f()
@@ -456,13 +488,13 @@ func (r *Runner) retry(ctx context.Context, f func() error) error {
 				return err
 			}
 			wait, class = r.PermanentRetryDelay, "permanent"
-			r.Logger.Error("destination refused: fix its configuration or permissions; furrow keeps its backlog and tries again", "err", err, "in", wait.String())
+			r.Logger.Error("destination refused: fix its configuration or permissions; furrow keeps its backlog and tries again", "destination", r.Name, "err", err, "in", wait.String())
 		}
 		r.m.retries.WithLabelValues(r.Name, class).Inc()
 		if r.Health != nil {
 			r.Health.Fail(err)
 		} else if class == "retryable" {
-			r.Logger.Warn("destination failing; retrying", "err", err, "in", delay)
+			r.Logger.Warn("destination failing; retrying", "destination", r.Name, "err", err, "in", delay)
 		}
 		select {
 		case <-ctx.Done():

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -590,12 +588,7 @@ func gunzipLines(t *testing.T, dest, key string, body []byte) []string {
 // metrics scrapes furrow's Prometheus metrics from its local socket:
 // each series ("name{labels}") and its value.
 func metrics(dataDir string) (map[string]float64, error) {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", filepath.Join(dataDir, "furrow.sock"))
-		}}}
-	resp, err := c.Get("http://furrow/metrics")
+	resp, err := socketClient(dataDir).Get("http://furrow/metrics")
 	if err != nil {
 		return nil, err
 	}
