@@ -64,7 +64,7 @@ func TestReadyz(t *testing.T) {
 		{"destination failing", func() { pg.Fail(errors.New("connection refused")) }, 503, "destination/pg: connection refused"},
 		{"recovered", func() { pg.OK() }, 200, "ready"},
 		{"stale: loaded 2h ago, events waiting", func() {
-			last.WithLabelValues("pg").Set(float64(time.Now().Add(-2*time.Hour).Unix()))
+			last.WithLabelValues("pg").Set(float64(time.Now().Add(-2 * time.Hour).Unix()))
 			waiting = 10
 		}, 503, "destination pg is stale"},
 		{"stale but nothing waiting: idle", func() { waiting = 0 }, 200, "ready"},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,6 +129,14 @@ func (a *App) readiness() (bool, string) {
 		return false, "draining: furrow is stopping"
 	case !a.serving.Load():
 		return false, "starting"
+	}
+	for name, p := range map[string]*tlsx.Provider{"tls": a.collectorTLS, "admin.tls": a.adminTLS} {
+		if p == nil {
+			continue
+		}
+		if missing := p.Missing(); len(missing) > 0 {
+			return false, fmt.Sprintf("starting: %s: no certificate yet from the ACME CA for %s", name, strings.Join(missing, ", "))
+		}
 	}
 	return true, ""
 }

@@ -190,6 +190,21 @@ func (p *Provider) TLSConfig() *tls.Config {
 	return c
 }
 
+// Missing names the hosts that have no certificate yet (ACME, before
+// the first order completes); none with files.
+func (p *Provider) Missing() []string {
+	if p.acme == nil {
+		return nil
+	}
+	var out []string
+	for _, h := range p.acme.hosts {
+		if p.acme.current(h) == nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 func (p *Provider) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if p.acme != nil {
 		return p.acme.getCertificate(hello)
