@@ -139,6 +139,8 @@ type App struct {
 	kafkaGoodOut           stream.Sink // kafkaGood, or a Tee with the JSON topic
 	kafkaJSON              *kafka.JSONSink
 	kafkaTxn               *kgo.GroupTransactSession // furrow enrich with exactly_once
+	txnID                  string                    // its transactional id
+	txnFailures            int                       // sessions renewed since the last commit
 	kafkaLoads             []*kafkaLoad              // furrow load's, one per destination
 
 	// The admin surface (admin.go).

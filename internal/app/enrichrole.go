@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/furrow-io/furrow/internal/event"
@@ -71,10 +72,13 @@ func (a *App) openEnrichRole(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if a.kafkaTxn, err = kafka.NewTransactSession(k, group, k.Topics.Raw, "furrow-enrich-"+id); err != nil {
+		a.txnID = "furrow-enrich-" + id
+		if a.kafkaTxn, err = kafka.NewTransactSession(k, group, k.Topics.Raw, a.txnID); err != nil {
 			return err
 		}
-		lagClient = a.kafkaTxn.Client()
+		// Not the session's client: a failed session is replaced (see
+		// renewSession).
+		lagClient = a.kafka
 	} else {
 		if a.kafkaSrc, err = kafka.NewSource(k, group, k.Topics.Raw, cfg.Enrich.BatchSize, a.log); err != nil {
 			return err
@@ -169,8 +173,10 @@ func (a *App) runEnrichTransactions(ctx context.Context) error {
 			continue
 		}
 		if err := sess.Begin(); err != nil {
-			runErr = fmt.Errorf("kafka: beginning a transaction: %w", err)
-			break
+			if sess, runErr = a.renewSession(ctx, sess, fmt.Errorf("kafka: beginning a transaction: %w", err)); runErr != nil {
+				break
+			}
+			continue
 		}
 		values := make([][]byte, len(recs))
 		for i, r := range recs {
@@ -196,8 +202,10 @@ func (a *App) runEnrichTransactions(ctx context.Context) error {
 		}
 		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TryCommit)
 		if err != nil {
-			runErr = fmt.Errorf("kafka: ending a transaction (furrow enrich stops; its next start fences the transaction and reads the batch again): %w", err)
-			break
+			if sess, runErr = a.renewSession(ctx, sess, fmt.Errorf("kafka: ending a transaction: %w", err)); runErr != nil {
+				break
+			}
+			continue
 		}
 		if !committed {
 			if p := produceErr.Load(); p != nil {
@@ -208,6 +216,7 @@ func (a *App) runEnrichTransactions(ctx context.Context) error {
 			continue
 		}
 		a.stats.Add(stats.Summarize(good, bad))
+		a.txnFailures = 0
 		h.OK()
 	}
 	if runErr != nil {
@@ -215,6 +224,41 @@ func (a *App) runEnrichTransactions(ctx context.Context) error {
 		h.Stop(runErr)
 	}
 	return errors.Join(runErr, a.closeAll(context.WithoutCancel(ctx)))
+}
+
+// renewSession replaces a transactional session that failed (the
+// brokers were unreachable past the client's retries, say): it closes
+// it, waits a little longer each time, and opens a new one with the same
+// transactional id, which fences what the failed one left open; the batch
+// is read again from the committed offsets. Another process fencing this
+// one (the same data directory twice) is permanent: furrow enrich stops.
+func (a *App) renewSession(ctx context.Context, old *kgo.GroupTransactSession, cause error) (*kgo.GroupTransactSession, error) {
+	if errors.Is(cause, kerr.ProducerFenced) || errors.Is(cause, kerr.TransactionalIDAuthorizationFailed) {
+		return old, fmt.Errorf("%w (another furrow enrich runs with this transactional id %s: give each its own data_dir)", cause, a.txnID)
+	}
+	h := a.health.Component("enrich")
+	h.Fail(cause)
+	a.txnFailures++
+	wait := min(time.Duration(a.txnFailures)*time.Second, 10*time.Second)
+	a.log.Warn("kafka: the transaction failed; furrow enrich opens a new session and reads the batch again", "err", cause, "in", wait.String())
+	closed := make(chan struct{})
+	go func() { old.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second): // leaving the group waits for the brokers
+	}
+	select {
+	case <-ctx.Done():
+		return old, nil
+	case <-time.After(wait):
+	}
+	k := a.cfg.Streams.Kafka
+	sess, err := kafka.NewTransactSession(k, k.ConsumerGroup+"-enrich", k.Topics.Raw, a.txnID)
+	if err != nil {
+		return old, err
+	}
+	a.kafkaTxn = sess
+	return sess, nil
 }
 
 // enrichWorkers is enrich.workers, or half of GOMAXPROCS (at least one), as
