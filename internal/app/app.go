@@ -587,6 +587,7 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = a.stageStopped(d)
 	}
 
+	a.draining.Store(true) // /readyz: 503 from here on
 	a.log.Info("furrow is stopping", "drain_timeout", a.cfg.DrainTimeout.String())
 	start := time.Now()
 	drainBy := start.Add(a.cfg.DrainTimeout)

@@ -124,6 +124,7 @@ func (a *App) runEnrichRole(ctx context.Context) error {
 			err = errors.New("the enricher stopped")
 		}
 	case <-ctx.Done():
+		a.draining.Store(true)
 		a.log.Info("furrow is stopping")
 		enr.Stop()
 		t := time.NewTimer(a.cfg.DrainTimeout + StopMargin)

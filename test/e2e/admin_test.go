@@ -406,10 +406,14 @@ func TestAdminReadiness(t *testing.T) {
 	seen := make(chan string, 1)
 	go func() {
 		draining := ""
-		for {
+		deadline := time.Now().Add(30 * time.Second)
+		for draining == "" && time.Now().Before(deadline) {
 			code, why := ready()
 			if code == 0 {
-				break
+				if _, err := os.Stat(filepath.Join(dataDir, "furrow.sock")); err != nil {
+					break // closed: furrow is gone
+				}
+				continue
 			}
 			if code == 503 && strings.Contains(why, "draining") {
 				draining = why
@@ -417,11 +421,19 @@ func TestAdminReadiness(t *testing.T) {
 		}
 		seen <- draining
 	}()
+	// A request still arriving holds the collector's graceful shutdown
+	// (up to drain_timeout), as a load balancer's would.
+	slow, err := net.Dial("tcp", strings.TrimPrefix(f.url(""), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(slow, "POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\nHost: furrow\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
 	time.Sleep(20 * time.Millisecond)
 	f.cmd.Process.Signal(syscall.SIGTERM)
 	why = <-seen
+	slow.Close()
 	if why == "" {
-		t.Fatal("/readyz never said draining between SIGTERM and the socket's close")
+		t.Fatalf("/readyz never said draining between SIGTERM and the socket's close:\n%s", f.stderr.String())
 	}
 	t.Logf("after SIGTERM: /readyz 503 %q", why)
 	pg.Start()
