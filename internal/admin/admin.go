@@ -411,7 +411,7 @@ func (h *handler) destinations(s *snapshot) []DestinationHealth {
 
 func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
 	if h.o.Stats == nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "this role counts no events (furrow collect): ask furrow enrich or run"})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "this role counts no events (furrow collect, furrow load): ask furrow enrich or furrow run"})
 		return
 	}
 	d, err := stats.ParseWindow(r.URL.Query().Get("window"))

@@ -36,7 +36,7 @@ func statsFile(dataDir string) string { return filepath.Join(dataDir, "stats.jso
 // its TLS and authentication; the handlers are built by adminHandler.
 func (a *App) openAdmin(ctx context.Context) error {
 	a.sampler = admin.NewSampler(a.reg)
-	if a.role != RoleCollect {
+	if a.role == RoleRun || a.role == RoleEnrich { // the roles that enrich count
 		a.stats = stats.New()
 		if err := a.stats.Load(statsFile(a.cfg.DataDir)); err != nil {
 			a.log.Warn("usage figures of the previous run not read; /v1/stats starts afresh", "err", err)
