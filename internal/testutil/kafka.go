@@ -90,12 +90,12 @@ func Kafka(t testing.TB) *KafkaBroker {
 	// killed before its directory is removed.
 	k := &KafkaBroker{t: t, javaPath: java, libs: libs, dir: t.TempDir()}
 	t.Cleanup(k.kill)
-	k.port = freePort(t)
-	for k.ctrlPort = freePort(t); k.ctrlPort == k.port; k.ctrlPort = freePort(t) {
+	k.port = FreePort(t)
+	for k.ctrlPort = FreePort(t); k.ctrlPort == k.port; k.ctrlPort = FreePort(t) {
 	}
-	for k.saslPort = freePort(t); k.saslPort == k.port || k.saslPort == k.ctrlPort; k.saslPort = freePort(t) {
+	for k.saslPort = FreePort(t); k.saslPort == k.port || k.saslPort == k.ctrlPort; k.saslPort = FreePort(t) {
 	}
-	for k.tlsPort = freePort(t); k.tlsPort == k.port || k.tlsPort == k.ctrlPort || k.tlsPort == k.saslPort; k.tlsPort = freePort(t) {
+	for k.tlsPort = FreePort(t); k.tlsPort == k.port || k.tlsPort == k.ctrlPort || k.tlsPort == k.saslPort; k.tlsPort = FreePort(t) {
 	}
 	k.writeTLS()
 	k.writeConfig()

@@ -78,7 +78,7 @@ func Postgres(t testing.TB) *PG {
 	pg.run("initdb", "-D", filepath.Join(dir, "data"), "-U", PostgresUser, "--pwfile", pw,
 		"--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync")
 	os.Remove(pw)
-	pg.port = freePort(t)
+	pg.port = FreePort(t)
 	pg.Start()
 	conn := pg.connect("postgres")
 	defer conn.Close(context.Background())
@@ -223,7 +223,9 @@ func unprivileged() (*syscall.Credential, error) {
 	return nil, fmt.Errorf("running as root and there is no postgres or nobody user to run PostgreSQL as (initdb refuses root)")
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a port of 127.0.0.1 where nothing listens (for a
+// moment: another process may take it).
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -58,7 +58,7 @@ func S3(t testing.TB) *S3Server {
 	s := &S3Server{
 		AccessKey: "furrow-test-key", Secret: "furrow-test-secret-0123456789",
 		Bucket: "furrow-test", Region: "us-east-1",
-		t: t, bin: bin, dir: dir, port: freePort(t),
+		t: t, bin: bin, dir: dir, port: FreePort(t),
 	}
 	s.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", s.port)
 	t.Cleanup(func() {

@@ -2,9 +2,10 @@ package tlsx
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/furrow-io/furrow/internal/testutil"
 )
 
 // The ACME tests run a real Pebble CA (testutil.Pebble), which
@@ -12,15 +13,7 @@ import (
 
 // closedPort returns a port on 127.0.0.1 where nothing listens, so that a
 // challenge type sent there fails.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func closedPort(t *testing.T) int { return testutil.FreePort(t) }
 
 func closeProvider(t *testing.T, p *Provider) {
 	t.Helper()

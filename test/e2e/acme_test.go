@@ -40,7 +40,7 @@ const (
 // admin listener gets its own certificate the same way, from a second
 // Pebble (one Pebble validates tls-alpn-01 on one port only).
 func TestACMEEndToEnd(t *testing.T) {
-	collectorPort, adminPort := freeTCPPort(t), freeTCPPort(t)
+	collectorPort, adminPort := testutil.FreePort(t), testutil.FreePort(t)
 	// Pebble's certificates live 45 s; with renew_before 12 s (under a
 	// third of the lifetime, so it is the one that counts) furrow renews
 	// each about 33 s after it was issued.
@@ -315,16 +315,4 @@ func checkAdmin(t *testing.T, roots *x509.CertPool, addr, token string) {
 		t.Errorf("admin certificate: %v", err)
 	}
 	t.Logf("admin listener: certificate %x for %s, %s", leaf.SerialNumber, leaf.DNSNames, resp.Proto)
-}
-
-// freeTCPPort returns a port of 127.0.0.1 where nothing listens (for a
-// moment).
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
