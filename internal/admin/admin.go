@@ -480,12 +480,19 @@ func (s *Sampler) window() (now, old *snapshot) {
 	return now, old
 }
 
-func (s *Sampler) latest() *snapshot { return take(s.g) }
+// latest is the newest snapshot taken by Sample: /readyz answers from
+// it, so that a probe costs no gathering (which asks the brokers for the
+// consumer lag).
+func (s *Sampler) latest() *snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snaps[len(s.snaps)-1]
+}
 
 // Lag is the records consumer group group has not committed, summed
-// over its partitions, from a fresh gathering.
+// over its partitions, as of the latest sample.
 func (s *Sampler) Lag(group string) float64 {
-	return take(s.g).sum("furrow_kafka_consumer_lag", func(l map[string]string) bool { return l["group"] == group })
+	return s.latest().sum("furrow_kafka_consumer_lag", func(l map[string]string) bool { return l["group"] == group })
 }
 
 // snapshot is one gathering of the metrics.

@@ -66,7 +66,8 @@ func TestReadyz(t *testing.T) {
 		{"stale: loaded 2h ago, events waiting", func() {
 			last.WithLabelValues("pg").Set(float64(time.Now().Add(-2 * time.Hour).Unix()))
 			waiting = 10
-		}, 503, "destination pg is stale"},
+			smp.Sample() // /readyz answers from the latest sample
+		}, 503, "destination pg is stale: last load 2h0m0s ago"},
 		{"stale but nothing waiting: idle", func() { waiting = 0 }, 200, "ready"},
 		{"draining", func() { state = "draining: furrow is stopping" }, 503, "draining"},
 	} {
