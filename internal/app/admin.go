@@ -143,6 +143,9 @@ func (a *App) readiness() (bool, string) {
 
 // adminDestinations lists the destinations with what waits for each.
 func (a *App) adminDestinations() []admin.Destination {
+	if a.role == RoleCollect || a.role == RoleEnrich {
+		return nil // they load nothing
+	}
 	var out []admin.Destination
 	for _, d := range a.cfg.EffectiveDestinations() {
 		ad := admin.Destination{Name: d.Name, Type: d.Type}
@@ -152,10 +155,8 @@ func (a *App) adminDestinations() []admin.Destination {
 			ad.Waiting = func() float64 { return a.sampler.Lag(group) }
 		case a.enrichedLog != nil:
 			ad.Waiting = func() float64 { return float64(a.enrichedLog.Lag(loader.ReaderName(d.Name))) }
-		case a.raw != nil:
+		case a.raw != nil: // the fused path: DuckDB loads what the enricher reads
 			ad.Waiting = func() float64 { return float64(a.raw.Lag("enrich")) }
-		default:
-			continue // furrow enrich and collect load nothing
 		}
 		out = append(out, ad)
 	}
