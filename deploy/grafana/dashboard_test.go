@@ -283,9 +283,6 @@ func TestMetricNames(t *testing.T) {
 // TestDashboardMetricsExported builds furrow, runs it, scrapes its metrics
 // and checks that every metric the dashboard queries is one furrow exports.
 func TestDashboardMetricsExported(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs furrow")
-	}
 	used := queriedMetrics(t, loadDashboard(t))
 	if len(used) == 0 {
 		t.Fatal("the dashboard queries no furrow_ metric")
