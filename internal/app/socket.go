@@ -15,8 +15,10 @@ import (
 	"github.com/furrow-io/furrow/internal/loader/duckdb"
 )
 
-// Socket is the Unix socket on which a running furrow answers `furrow
-// sql` (POST /sql) and serves its Prometheus metrics (GET /metrics).
+// Socket is the Unix socket on which a running furrow serves its admin
+// surface without authentication (package admin: health, readiness,
+// usage figures, metrics, the status page) and answers `furrow sql`
+// (POST /sql, /v1/sql), which no network listener does.
 // DuckDB lets only one process open the database file, so queries while
 // furrow runs go through furrow. The socket is created accessible to
 // furrow's own user only: that is its access control.
