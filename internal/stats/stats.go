@@ -36,8 +36,6 @@ const (
 	BadByType  = "bad_by_type"
 )
 
-var dimensions = []string{ByEvent, ByAppID, ByPlatform, ByTracker, BadByType}
-
 // Other is the key of what is beyond the top keys.
 const Other = "other"
 

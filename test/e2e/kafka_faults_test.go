@@ -107,15 +107,7 @@ func TestKafkaPipelineFaults(t *testing.T) {
 	pgTracker := count("SELECT count(DISTINCT event_id) FROM atomic.events WHERE app_id = 'tracker'")
 	pgRows := count("SELECT count(*) FROM atomic.events")
 	loaded := loadedEvents(t, loadDir, "faults")
-	missing, duckRows := 0, 0
-	for id := range pv.acked {
-		if loaded[id] == 0 {
-			missing++
-		}
-	}
-	for _, n := range loaded {
-		duckRows += n
-	}
+	duckRows, missing := rowsAndMissing(loaded, pv.acked)
 	duckTracker := len(loadedEvents(t, loadDir, "tracker"))
 	t.Logf("page views: %d acknowledged (%d while the broker was down); Go tracker: %d tracked, %d answered 200", want, want-downFrom, tracked.Load(), answered.Load())
 	// A transaction in flight when the broker died cannot end: the

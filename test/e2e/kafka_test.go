@@ -368,15 +368,7 @@ func TestKafkaLoadExactlyOnce(t *testing.T) {
 	pgRows, _ := strconv.Atoi(counts[0])
 	pgDistinct, _ := strconv.Atoi(counts[1])
 	loaded := loadedEvents(t, loadDir, "load")
-	duckRows, missing := 0, 0
-	for _, n := range loaded {
-		duckRows += n
-	}
-	for id := range acked {
-		if loaded[id] == 0 {
-			missing++
-		}
-	}
+	duckRows, missing := rowsAndMissing(loaded, acked)
 	total := 0.0
 	for _, v := range lag {
 		total += v
@@ -386,15 +378,7 @@ func TestKafkaLoadExactlyOnce(t *testing.T) {
 	}
 	for dest, objs := range map[string]map[string][]byte{"s3": s3Objects(t, s3srv), "files": dirObjects(t, filesDir)} {
 		got, _ := objectContents(t, dest, objs, ".tsv.gz")
-		rows, lost := 0, 0
-		for _, n := range got {
-			rows += n
-		}
-		for id := range acked {
-			if got[id] == 0 {
-				lost++
-			}
-		}
+		rows, lost := rowsAndMissing(got, acked)
 		t.Logf("%s: %d objects, %d rows for %d ids, %d missing", dest, len(objs), rows, len(got), lost)
 		if rows != len(got) || lost > 0 {
 			t.Errorf("%s: %d rows for %d ids, %d of %d acknowledged missing", dest, rows, len(got), lost, want)
@@ -411,6 +395,20 @@ func TestKafkaLoadExactlyOnce(t *testing.T) {
 	if pgDistinct < want || missing > 0 {
 		t.Fatalf("events lost: Postgres %d of %d, DuckDB missing %d", pgDistinct, want, missing)
 	}
+}
+
+// rowsAndMissing counts the rows of loaded (rows by event id) and the
+// acknowledged events it lacks.
+func rowsAndMissing(loaded map[string]int, acked map[string]bool) (rows, missing int) {
+	for _, n := range loaded {
+		rows += n
+	}
+	for id := range acked {
+		if loaded[id] == 0 {
+			missing++
+		}
+	}
+	return rows, missing
 }
 
 // traffic sends page views to a collector from 4 workers until Stop,
