@@ -30,18 +30,8 @@ FURROW_ADDR=127.0.0.1:9098
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "building..." >&2
-if [ -n "${FURROW_BIN:-}" ]; then cp "$FURROW_BIN" "$work/furrow"; else go build -o "$work/furrow" ./cmd/furrow; fi
-go build -o "$work/barepixel" ./bench/barepixel
+source bench/lib.sh
+build_bins
 
 wait_port() {
   for _ in $(seq 100); do
@@ -50,29 +40,6 @@ wait_port() {
     sleep 0.1
   done
   echo "server on $1 did not start" >&2; exit 1
-}
-
-# to_ms converts wrk's latency (e.g. 812.00us, 3.21ms, 1.02s) to ms.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0
-    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000; else if (v ~ /m$/) n = n * 60000
-    printf "%.2f", n }'
-}
-
-# run_wrk NAME URL SCRIPT: runs wrk and sets REQS, RPS, P99, ERRS.
-run_wrk() {
-  local out="$work/$1.txt"
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$3" "$2" >"$out"
-  REQS=$(awk '/requests in/ {print $1}' "$out")
-  RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-  P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-  ERRS=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out")
-  ERRS=${ERRS:-0}
-  local sockerr
-  sockerr=$(grep -o 'Socket errors:.*' "$out" || true)
-  [ -n "$sockerr" ] && echo "  $1: $sockerr" >&2
-  return 0
 }
 
 micro_total() {

@@ -82,18 +82,8 @@ for c in wrk openssl curl; do
   command -v "$c" >/dev/null || { echo "$c is required: apt-get install $c" >&2; exit 1; }
 done
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "building..." >&2
-if [ -n "${FURROW_BIN:-}" ]; then cp "$FURROW_BIN" "$work/furrow"; else go build -o "$work/furrow" ./cmd/furrow; fi
-go build -o "$work/barepixel" ./bench/barepixel
+source bench/lib.sh
+build_bins
 go build -o "$work/adminprobe" ./bench/adminprobe
 
 # A self-signed ECDSA P-256 certificate for 127.0.0.1.
@@ -119,28 +109,6 @@ wait_up() {
   return 1
 }
 
-# to_ms converts wrk's latency (e.g. 812.00us, 3.21ms, 1.02s) to ms.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0
-    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000; else if (v ~ /m$/) n = n * 60000
-    printf "%.2f", n }'
-}
-
-# run_wrk NAME URL SCRIPT: runs wrk and sets REQS, RPS, P99, ERRS, SOCKERR.
-run_wrk() {
-  local out="$work/$1.txt"
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$3" "$2" >"$out" 2>&1 || true
-  REQS=$(awk '/requests in/ {print $1}' "$out")
-  RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-  P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-  ERRS=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out")
-  ERRS=${ERRS:-0} REQS=${REQS:-0} RPS=${RPS:-0}
-  SOCKERR=$(grep -o 'Socket errors:.*' "$out" || true)
-  [ -n "$SOCKERR" ] && echo "  $1: $SOCKERR" >&2
-  if [ "$REQS" = 0 ]; then echo "  $1: wrk made no requests:" >&2; sed 's/^/    /' "$out" >&2; fi
-  return 0
-}
 
 # start_furrow NAME CONFIG LOGLEVEL: starts furrow run on an empty data
 # directory, logging to $work/NAME.log; sets FPID.
