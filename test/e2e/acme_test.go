@@ -40,13 +40,15 @@ const (
 // admin listener gets its own certificate the same way, from a second
 // Pebble (one Pebble validates tls-alpn-01 on one port only).
 func TestACMEEndToEnd(t *testing.T) {
-	collectorPort, adminPort := testutil.FreePort(t), testutil.FreePort(t)
+	collectorPort, adminPort, adminHTTPPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	// Pebble's certificates live 45 s; with renew_before 12 s (under a
 	// third of the lifetime, so it is the one that counts) furrow renews
 	// each about 33 s after it was issued.
 	const validity, renewBefore = 45 * time.Second, 12 * time.Second
 	pb := testutil.Pebble(t, testutil.PebbleOptions{TLSPort: collectorPort, Validity: validity})
-	adminPB := testutil.Pebble(t, testutil.PebbleOptions{TLSPort: adminPort, Validity: time.Hour})
+	// The admin listener's CA validates HTTP-01 only (its TLS-ALPN-01
+	// port is closed): furrow answers on admin.tls.acme.http_listen.
+	adminPB := testutil.Pebble(t, testutil.PebbleOptions{HTTPPort: adminHTTPPort, Validity: time.Hour})
 	const token = "acme-e2e-admin-token"
 
 	dataDir := t.TempDir()
@@ -67,10 +69,11 @@ admin:
       hosts: [%s]
       directory_url: %q
       directory_ca_file: %q
+      http_listen: 127.0.0.1:%d
   auth:
     token_hashes: [%q]
 `, collectorPort, acmeHost, pb.DirectoryURL(), pb.DirectoryCAFile(), renewBefore,
-		adminPort, adminHost, adminPB.DirectoryURL(), adminPB.DirectoryCAFile(), auth.HashToken(token))
+		adminPort, adminHost, adminPB.DirectoryURL(), adminPB.DirectoryCAFile(), adminHTTPPort, auth.HashToken(token))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +147,16 @@ admin:
 
 	// The admin listener, with its certificate from the second Pebble.
 	checkAdmin(t, adminPB.RootPool(), net.JoinHostPort("127.0.0.1", fmt.Sprint(adminPort)), token)
+	// The HTTP-01 listener sends everything but challenges to https.
+	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noFollow.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/health", adminHTTPPort)); err != nil {
+		t.Errorf("admin.tls.acme.http_listen: %v", err)
+	} else {
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "https://") {
+			t.Errorf("admin.tls.acme.http_listen: %s to %q, want 302 to https", resp.Status, loc)
+		}
+	}
 
 	// Renewal in the background: new handshakes, furrow untouched, until
 	// the served serial changes, which must happen before the first
